@@ -1,0 +1,168 @@
+"""Reading campaign specs and recipient lists from JSON, YAML or CSV, with every problem at once.
+
+A problem names the path (`recipients[3].phone`, `retry.strategy.delays[2]`), the value and the
+rule. Unknown fields are errors: a typo must not silently disable a rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from redialer.campaign import CampaignSpec
+from redialer.limits import Limits, Problem
+from redialer.recipients import Recipient
+from redialer.strategies import STRATEGY_TYPES
+
+_RECIPIENTS = TypeAdapter(list[Recipient])
+
+
+class InvalidInput(ValueError):
+    """An input was refused; `problems` lists every reason, one per line."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]):
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s)\n{lines}")
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Loaded(Generic[T]):
+    """What was accepted, and what the user should know about it (merged duplicates)."""
+
+    value: T
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_document(path: Path) -> Any:
+    """Parse a JSON, YAML or CSV file by its extension (YAML is a superset of JSON)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(str(path), [Problem("", str(path), f"cannot be read: {exc.strerror}")])
+    if path.suffix.lower() == ".csv":
+        return _read_csv(text)
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        rule = f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise InvalidInput(str(path), [Problem("", path.name, rule)]) from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInput(str(path), [Problem("", path.name, f"is not valid YAML: {exc}")]) from exc
+
+
+def _read_csv(text: str) -> list[dict[str, Any]]:
+    """A contact list: a `phone` column, an optional `timezone`, every other column a variable."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        entry: dict[str, Any] = {"phone": row.pop("phone", "")}
+        if row.get("timezone"):
+            entry["timezone"] = row.pop("timezone")
+        row.pop("timezone", None)
+        entry["variables"] = row
+        rows.append(entry)
+    return rows
+
+
+def problems_from(error: ValidationError, *, prefix: str = "") -> list[Problem]:
+    problems = []
+    for err in error.errors(include_url=False):
+        loc = list(err["loc"])
+        # A discriminated union puts the tag in the path; users never wrote it.
+        if len(loc) > 2 and loc[:2] == ["retry", "strategy"] and loc[2] in STRATEGY_TYPES:
+            del loc[2]
+        path = prefix + "".join(
+            f"[{p}]" if isinstance(p, int) else (f".{p}" if i or prefix else str(p))
+            for i, p in enumerate(loc)
+        )
+        rule = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            rule = "unknown field (check the spelling: an unknown field would be ignored)"
+        elif err["type"] == "missing":
+            rule = "is required"
+        problems.append(Problem(path, err.get("input"), rule))
+    return problems
+
+
+def _merge_duplicates(
+    recipients: list[Recipient], *, prefix: str = "recipients", known: set[str] | None = None
+) -> Loaded[list[Recipient]]:
+    """One recipient per number: later rows' variables fill gaps, the first row wins conflicts."""
+    first_row: dict[str, int] = {}
+    merged: dict[str, Recipient] = {}
+    warnings = []
+    for i, r in enumerate(recipients):
+        if known is not None and r.phone in known:
+            warnings.append(f"{prefix}[{i}].phone {r.phone} is already in the campaign; skipped")
+            continue
+        if r.phone not in merged:
+            first_row[r.phone], merged[r.phone] = i, r
+            continue
+        kept = merged[r.phone]
+        merged[r.phone] = kept.model_copy(
+            update={
+                "variables": {**r.variables, **kept.variables},
+                "metadata": {**r.metadata, **kept.metadata},
+                "timezone": kept.timezone or r.timezone,
+            }
+        )
+        warnings.append(
+            f"{prefix}[{i}].phone {r.phone} duplicates {prefix}[{first_row[r.phone]}]:"
+            " merged, the number is called once"
+        )
+    return Loaded(list(merged.values()), warnings)
+
+
+def parse_campaign(data: Any, *, limits: Limits, source: str = "campaign") -> Loaded[CampaignSpec]:
+    """Validate a campaign document; raise InvalidInput listing every problem."""
+    if not isinstance(data, dict):
+        raise InvalidInput(source, [Problem("", type(data).__name__, "must be a mapping of fields")])
+    try:
+        spec = CampaignSpec.model_validate(data, context=limits.context())
+    except ValidationError as exc:
+        raise InvalidInput(source, problems_from(exc)) from exc
+    merged = _merge_duplicates(spec.recipients)
+    return Loaded(spec.model_copy(update={"recipients": merged.value}), merged.warnings)
+
+
+def parse_recipients(
+    data: Any, *, source: str = "recipients", known: set[str] | None = None
+) -> Loaded[list[Recipient]]:
+    """A list of recipients (or `{"recipients": [...]}`), all rows checked, duplicates merged."""
+    if isinstance(data, dict) and set(data) == {"recipients"}:
+        data = data["recipients"]
+    if not isinstance(data, list):
+        raise InvalidInput(source, [Problem("", type(data).__name__, "must be a list of recipients")])
+    try:
+        recipients = _RECIPIENTS.validate_python(data)
+    except ValidationError as exc:
+        raise InvalidInput(source, problems_from(exc, prefix="recipients")) from exc
+    return _merge_duplicates(recipients, known=known)
+
+
+def load_campaign(path: Path, *, limits: Limits) -> Loaded[CampaignSpec]:
+    return parse_campaign(read_document(path), limits=limits, source=str(path))
+
+
+def load_recipients(path: Path) -> Loaded[list[Recipient]]:
+    return parse_recipients(read_document(path), source=str(path))
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """A model as plain JSON data (what the CLI prints with --json)."""
+    return model.model_dump(mode="json")

@@ -1,0 +1,85 @@
+"""A dry run of the schedule: when each attempt would be placed if the dials returned given outcomes.
+
+Users check a policy with it before launch (`redialer plan`). It calls the very function the
+recipient workflow calls, so what it shows is what the runtime will do.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel
+
+from redialer.allowed_time import Deferral
+from redialer.campaign import CampaignPolicy
+from redialer.outcomes import FinalStatus, Outcome
+from redialer.schedule import Final, next_step
+from redialer.zones import load_zone, recipient_zone_name
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    outcome: Outcome
+    started_at: datetime
+    ended_at: datetime
+
+
+class PlannedAttempt(BaseModel):
+    attempt: int
+    at: AwareDatetime
+    outcome: Outcome | None  # None: the outcomes given ran out before the recipient was final
+    deferred: list[Deferral]
+
+
+class Plan(BaseModel):
+    recipient: str
+    timezone: str
+    attempts: list[PlannedAttempt]
+    final_status: FinalStatus | None
+    final_reason: str | None = None
+
+
+def plan_attempts(
+    policy: CampaignPolicy,
+    *,
+    phone: str,
+    recipient_timezone: str | None,
+    start: datetime,
+    outcomes: Sequence[Outcome],
+    call_seconds: float = 30.0,
+    seed: int = 0,
+) -> Plan:
+    """Walk the schedule with scripted outcomes; each call lasts `call_seconds`."""
+    zone_name = recipient_zone_name(own=recipient_timezone, phone=phone, campaign=policy.timezone)
+    zone = load_zone(zone_name)
+    rng = random.Random(seed)
+    made: list[_Attempt] = []
+    planned: list[PlannedAttempt] = []
+    now = start
+    while True:
+        decision = next_step(policy, zone=zone, attempts=made, now=now, rng=rng)
+        if isinstance(decision, Final):
+            return Plan(
+                recipient=phone, timezone=zone_name, attempts=planned,
+                final_status=decision.status, final_reason=decision.reason,
+            )
+        outcome = outcomes[len(made)] if len(made) < len(outcomes) else None
+        planned.append(
+            PlannedAttempt(
+                attempt=decision.attempt, at=decision.at.astimezone(zone), outcome=outcome,
+                deferred=[
+                    d.model_copy(update={"moved_from": d.moved_from.astimezone(zone),
+                                         "moved_to": d.moved_to.astimezone(zone)})
+                    for d in decision.deferred
+                ],
+            )
+        )
+        if outcome is None:
+            return Plan(recipient=phone, timezone=zone_name, attempts=planned, final_status=None,
+                        final_reason="the outcomes given ran out before the recipient was final")
+        ended = decision.at + timedelta(seconds=call_seconds)
+        made.append(_Attempt(outcome, decision.at, ended))
+        now = ended

@@ -1,0 +1,114 @@
+"""The retry schedule: given the policy, the attempts so far and now, what happens next.
+
+A pure function so that it can be property-tested exhaustively and called from workflow code:
+no clock, no I/O, randomness only from the `rng` the caller passes (`workflow.random()`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from redialer.allowed_time import Deferral, next_allowed
+from redialer.campaign import CampaignPolicy, RetryPolicy
+from redialer.outcomes import STATUS_WHEN_NOT_RETRIED, FinalStatus, Outcome
+
+
+class PastAttempt(Protocol):
+    """What the schedule needs to know of an attempt already made."""
+
+    @property
+    def outcome(self) -> Outcome: ...
+
+    @property
+    def started_at(self) -> datetime: ...
+
+    @property
+    def ended_at(self) -> datetime: ...
+
+
+class DialAt(BaseModel):
+    """Place attempt `attempt` at `at`; `due` is when the strategy wanted it, before any move."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["dial"] = "dial"
+    attempt: int
+    at: AwareDatetime
+    due: AwareDatetime
+    deferred: list[Deferral] = []
+
+    @property
+    def why_deferred(self) -> str:
+        return ", ".join(d.describe() for d in self.deferred)
+
+
+class Final(BaseModel):
+    """The recipient is done: no further attempt, ever."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["final"] = "final"
+    status: FinalStatus
+    reason: str
+
+
+Decision = DialAt | Final
+
+
+def status_if_not_retried(retry: RetryPolicy, attempts: Sequence[PastAttempt]) -> Final | None:
+    """The final status the last outcome leads to by the retry rules, or None if it may retry."""
+    outcome = attempts[-1].outcome
+    if outcome not in retry.retry_on:
+        return Final(
+            status=STATUS_WHEN_NOT_RETRIED[outcome],
+            reason=f"{outcome.value} is not retried by this policy",
+        )
+    cap = retry.cap_for(outcome)
+    if cap is not None:
+        already = sum(1 for a in attempts[:-1] if a.outcome == outcome)
+        if already >= cap:
+            return Final(
+                status=STATUS_WHEN_NOT_RETRIED[outcome],
+                reason=f"{outcome.value} may be retried at most {cap} time(s)",
+            )
+    return None
+
+
+def next_step(
+    policy: CampaignPolicy,
+    *,
+    zone: ZoneInfo,
+    attempts: Sequence[PastAttempt],
+    now: datetime,
+    rng: random.Random,
+) -> Decision:
+    """When the next call may be placed, or that the recipient is final.
+
+    The strategy gives the earliest time (a delay counts from the end of the previous attempt);
+    it is never earlier than `now`, and is then moved forward, never backward, past pause windows,
+    calling hours and the daily cap. The first attempt obeys the same windows.
+    """
+    if attempts:
+        final = status_if_not_retried(policy.retry, attempts)
+        if final is not None:
+            return final
+        strategy = policy.retry.strategy
+        due = strategy.earliest_retry(
+            retry_number=len(attempts), last_ended_at=attempts[-1].ended_at, now=now,
+            zone=zone, rng=rng,
+        )
+        if due is None:
+            return Final(
+                status=FinalStatus.ALL_RETRIES_EXHAUSTED,
+                reason=f"no retries left after {len(attempts)} attempt(s)",
+            )
+    else:
+        due = now
+    at, deferred = next_allowed(max(due, now), policy=policy, zone=zone, attempts=attempts)
+    return DialAt(attempt=len(attempts) + 1, at=at, due=due, deferred=deferred)

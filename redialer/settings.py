@@ -1,0 +1,97 @@
+"""Process settings, read from the environment once at start and validated then."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from redialer.limits import Limits
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    """Everything a worker or the CLI needs from its environment.
+
+    Secrets are `SecretStr`, so they never appear in logs or reprs.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REDIALER_", extra="ignore", frozen=True)
+
+    temporal_address: str = Field(
+        default="localhost:7233",
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "REDIALER_TEMPORAL_ADDRESS"),
+    )
+    temporal_namespace: str = Field(
+        default="default",
+        validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "REDIALER_TEMPORAL_NAMESPACE"),
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_API_KEY", "REDIALER_TEMPORAL_API_KEY"),
+    )
+    temporal_tls: bool = Field(
+        default=False, validation_alias=AliasChoices("TEMPORAL_TLS", "REDIALER_TEMPORAL_TLS")
+    )
+    task_queue: str = "redialer"
+    dialer: str = Field(default="simulated", pattern=r"^simulated$")
+    database_url: str = "sqlite:///redialer.db"
+    simulator_script: Path | None = None
+    simulator_seed: int = 0
+    simulator_speed: float = Field(
+        default=1.0, gt=0, description="Divide simulated call durations by this (demo, benchmark)."
+    )
+    log_format: LogFormat = LogFormat.CONSOLE
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    max_retries_limit: int = Field(default=Limits().max_retries, ge=0)
+    max_delay_limit: float = Field(default=Limits().max_delay_seconds, gt=0)
+    max_concurrent_activities: int = Field(default=200, ge=1)
+
+    @field_validator("simulator_script")
+    @classmethod
+    def _script_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"REDIALER_SIMULATOR_SCRIPT={value}: no such file")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError(
+                "REDIALER_DATABASE_URL must start with sqlite:// or postgresql:// "
+                "(a SQLite file or a PostgreSQL database)"
+            )
+        return value
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_retries=self.max_retries_limit, max_delay_seconds=self.max_delay_limit)
+
+    def safe_summary(self) -> dict[str, object]:
+        """What may be logged: no secrets, and no password inside the database URL."""
+        url = self.database_url
+        if "@" in url and "://" in url:
+            scheme, rest = url.split("://", 1)
+            url = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        return {
+            "temporal_address": self.temporal_address,
+            "namespace": self.temporal_namespace,
+            "task_queue": self.task_queue,
+            "dialer": self.dialer,
+            "database": url,
+            "tls": self.temporal_tls or self.temporal_api_key is not None,
+        }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, validated on first use (at process start in the entry points)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The redialer worker."""
