@@ -1,1 +1,132 @@
-"""The redialer worker."""
+"""The redialer worker: runs the recipient and campaign workflows and their activities.
+
+`python worker.py` or `redialer worker`. Settings are validated once at start (a bad setting
+exits before anything connects); SIGTERM and SIGINT shut down cleanly, letting calls in progress
+finish within the grace period (a call cut off is resumed, not re-placed, by the next worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import timedelta
+
+import structlog
+from pydantic import ValidationError
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.campaign_ops import CampaignActivities
+from activities.dialing import DialActivities
+from redialer.dialers.base import Dialer
+from redialer.dialers.simulated import DialLedger, SimulatedDialer, load_script
+from redialer.logs import configure_logging
+from redialer.settings import Settings
+from redialer.store.store import Store
+from starter.client import connect
+from workflows import search_attributes as sa
+from workflows.campaign import CampaignWorkflow
+from workflows.recipient import RecipientWorkflow
+from workflows.sandbox import WORKFLOW_RUNNER
+
+log = structlog.get_logger("redialer.worker")
+
+WORKFLOWS = [RecipientWorkflow, CampaignWorkflow]
+#: How long a shutting-down worker lets activities (calls in progress) finish.
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+
+def build_dialer(settings: Settings, store: Store) -> Dialer:
+    script = load_script(settings.simulator_script) if settings.simulator_script else None
+    return SimulatedDialer(
+        ledger=DialLedger(store),
+        script=script,
+        seed=settings.simulator_seed,
+        speed=settings.simulator_speed,
+    )
+
+
+def build_worker(
+    client: Client,
+    *,
+    settings: Settings,
+    store: Store,
+    dialer: Dialer,
+    task_queue: str | None = None,
+) -> Worker:
+    """The worker with every workflow and activity; tests call this with their own pieces."""
+    queue = task_queue or settings.task_queue
+    dialing = DialActivities(store=store, dialer=dialer)
+    campaign = CampaignActivities(store=store, client=client, task_queue=queue)
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        workflow_runner=WORKFLOW_RUNNER,
+        activities=[
+            dialing.dial,
+            dialing.record_final,
+            campaign.enqueue_recipients,
+            campaign.start_recipients,
+            campaign.control_campaign,
+            campaign.opt_out_recipient,
+        ],
+        max_concurrent_activities=settings.max_concurrent_activities,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def check_search_attributes(client: Client) -> None:
+    """Refuse to start where the search attributes are missing: upserts would stall workflows."""
+    try:
+        response = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+    except Exception as exc:  # e.g. no operator permission on a hosted namespace: warn only
+        log.warning("could not check search attributes", error=str(exc))
+        return
+    missing = [k.name for k in sa.ALL if k.name not in response.custom_attributes]
+    if missing:
+        raise SystemExit(
+            f"search attributes missing on namespace {client.namespace!r}: {', '.join(missing)}."
+            " Start the server with `redialer server`, or register them with"
+            " `temporal operator search-attribute create --name CampaignId --type Keyword` (etc.)"
+        )
+
+
+async def run_worker(settings: Settings) -> None:
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    log.info("worker starting", **settings.safe_summary())
+    store = Store.open(settings.database_url)
+    client = await connect(settings)
+    await check_search_attributes(client)
+    worker = build_worker(
+        client, settings=settings, store=store, dialer=build_dialer(settings, store)
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker polling", task_queue=worker.task_queue)
+        await stop.wait()
+        log.info("worker shutting down")
+    store.close()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"]).upper()
+            print(f"invalid setting {name}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -37,7 +37,7 @@ class RetryPolicy(BaseModel):
     @field_validator("max_retries_by_outcome")
     @classmethod
     def _caps(cls, value: dict[Outcome, int]) -> dict[Outcome, int]:
-        for outcome, cap in value.items():
+        for outcome in value:
             if outcome not in RETRYABLE_OUTCOMES:
                 raise ValueError(f"{outcome.value} is never retried, so it takes no cap")
         return value

@@ -51,7 +51,9 @@ def read_document(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InvalidInput(str(path), [Problem("", str(path), f"cannot be read: {exc.strerror}")])
+        raise InvalidInput(
+            str(path), [Problem("", str(path), f"cannot be read: {exc.strerror}")]
+        ) from exc
     if path.suffix.lower() == ".csv":
         return _read_csv(text)
     try:
@@ -62,7 +64,9 @@ def read_document(path: Path) -> Any:
         rule = f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         raise InvalidInput(str(path), [Problem("", path.name, rule)]) from exc
     except yaml.YAMLError as exc:
-        raise InvalidInput(str(path), [Problem("", path.name, f"is not valid YAML: {exc}")]) from exc
+        raise InvalidInput(
+            str(path), [Problem("", path.name, f"is not valid YAML: {exc}")]
+        ) from exc
 
 
 def _read_csv(text: str) -> list[dict[str, Any]]:
@@ -131,7 +135,9 @@ def _merge_duplicates(
 def parse_campaign(data: Any, *, limits: Limits, source: str = "campaign") -> Loaded[CampaignSpec]:
     """Validate a campaign document; raise InvalidInput listing every problem."""
     if not isinstance(data, dict):
-        raise InvalidInput(source, [Problem("", type(data).__name__, "must be a mapping of fields")])
+        raise InvalidInput(
+            source, [Problem("", type(data).__name__, "must be a mapping of fields")]
+        )
     try:
         spec = CampaignSpec.model_validate(data, context=limits.context())
     except ValidationError as exc:
@@ -147,7 +153,9 @@ def parse_recipients(
     if isinstance(data, dict) and set(data) == {"recipients"}:
         data = data["recipients"]
     if not isinstance(data, list):
-        raise InvalidInput(source, [Problem("", type(data).__name__, "must be a list of recipients")])
+        raise InvalidInput(
+            source, [Problem("", type(data).__name__, "must be a list of recipients")]
+        )
     try:
         recipients = _RECIPIENTS.validate_python(data)
     except ValidationError as exc:

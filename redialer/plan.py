@@ -1,4 +1,4 @@
-"""A dry run of the schedule: when each attempt would be placed if the dials returned given outcomes.
+"""A dry run of the schedule: when each attempt would be placed, given the dials' outcomes.
 
 Users check a policy with it before launch (`redialer plan`). It calls the very function the
 recipient workflow calls, so what it shows is what the runtime will do.
@@ -63,23 +63,37 @@ def plan_attempts(
         decision = next_step(policy, zone=zone, attempts=made, now=now, rng=rng)
         if isinstance(decision, Final):
             return Plan(
-                recipient=phone, timezone=zone_name, attempts=planned,
-                final_status=decision.status, final_reason=decision.reason,
+                recipient=phone,
+                timezone=zone_name,
+                attempts=planned,
+                final_status=decision.status,
+                final_reason=decision.reason,
             )
         outcome = outcomes[len(made)] if len(made) < len(outcomes) else None
         planned.append(
             PlannedAttempt(
-                attempt=decision.attempt, at=decision.at.astimezone(zone), outcome=outcome,
+                attempt=decision.attempt,
+                at=decision.at.astimezone(zone),
+                outcome=outcome,
                 deferred=[
-                    d.model_copy(update={"moved_from": d.moved_from.astimezone(zone),
-                                         "moved_to": d.moved_to.astimezone(zone)})
+                    d.model_copy(
+                        update={
+                            "moved_from": d.moved_from.astimezone(zone),
+                            "moved_to": d.moved_to.astimezone(zone),
+                        }
+                    )
                     for d in decision.deferred
                 ],
             )
         )
         if outcome is None:
-            return Plan(recipient=phone, timezone=zone_name, attempts=planned, final_status=None,
-                        final_reason="the outcomes given ran out before the recipient was final")
+            return Plan(
+                recipient=phone,
+                timezone=zone_name,
+                attempts=planned,
+                final_status=None,
+                final_reason="the outcomes given ran out before the recipient was final",
+            )
         ended = decision.at + timedelta(seconds=call_seconds)
         made.append(_Attempt(outcome, decision.at, ended))
         now = ended

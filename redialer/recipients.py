@@ -20,9 +20,7 @@ def normalise_phone(value: object) -> str:
     if text.startswith("00"):
         text = "+" + text[2:]
     if not text.startswith("+"):
-        raise ValueError(
-            "must be in international format with a country code, e.g. +16505550199"
-        )
+        raise ValueError("must be in international format with a country code, e.g. +16505550199")
     try:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException as exc:

@@ -100,8 +100,11 @@ def next_step(
             return final
         strategy = policy.retry.strategy
         due = strategy.earliest_retry(
-            retry_number=len(attempts), last_ended_at=attempts[-1].ended_at, now=now,
-            zone=zone, rng=rng,
+            retry_number=len(attempts),
+            last_ended_at=attempts[-1].ended_at,
+            now=now,
+            zone=zone,
+            rng=rng,
         )
         if due is None:
             return Final(

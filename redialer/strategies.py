@@ -53,7 +53,12 @@ class _Strategy(BaseModel):
         raise NotImplementedError
 
     def earliest_retry(
-        self, *, retry_number: int, last_ended_at: datetime, now: datetime, zone: ZoneInfo,
+        self,
+        *,
+        retry_number: int,
+        last_ended_at: datetime,
+        now: datetime,
+        zone: ZoneInfo,
         rng: random.Random,
     ) -> datetime | None:
         """The earliest time for retry `retry_number`, or None when the strategy has no more."""
@@ -75,7 +80,12 @@ class _DelayStrategy(_Strategy):
         raise NotImplementedError
 
     def earliest_retry(
-        self, *, retry_number: int, last_ended_at: datetime, now: datetime, zone: ZoneInfo,
+        self,
+        *,
+        retry_number: int,
+        last_ended_at: datetime,
+        now: datetime,
+        zone: ZoneInfo,
         rng: random.Random,
     ) -> datetime | None:
         if retry_number > self.retry_budget():
@@ -110,7 +120,6 @@ class FixedDelay(_DelayStrategy):
         return self.delay
 
 
-
 class AttemptDelays(_DelayStrategy):
     """One delay per retry, in order (the seed products' "Attempt rows")."""
 
@@ -122,7 +131,6 @@ class AttemptDelays(_DelayStrategy):
 
     def delay_for(self, retry_number: int) -> float:
         return self.delays[retry_number - 1]
-
 
 
 class Exponential(_DelayStrategy):
@@ -156,7 +164,6 @@ class Exponential(_DelayStrategy):
         return delay if self.max_delay is None else min(delay, self.max_delay)
 
 
-
 class Scheduled(_Strategy):
     """Retries at absolute times; a time already past when a retry is due is skipped."""
 
@@ -174,7 +181,12 @@ class Scheduled(_Strategy):
         return len(self.retry_at)
 
     def earliest_retry(
-        self, *, retry_number: int, last_ended_at: datetime, now: datetime, zone: ZoneInfo,
+        self,
+        *,
+        retry_number: int,
+        last_ended_at: datetime,
+        now: datetime,
+        zone: ZoneInfo,
         rng: random.Random,
     ) -> datetime | None:
         if retry_number > self.retry_budget():
@@ -202,7 +214,12 @@ class TimeOfDay(_Strategy):
         return len(self.times) if self.max_retries is None else self.max_retries
 
     def earliest_retry(
-        self, *, retry_number: int, last_ended_at: datetime, now: datetime, zone: ZoneInfo,
+        self,
+        *,
+        retry_number: int,
+        last_ended_at: datetime,
+        now: datetime,
+        zone: ZoneInfo,
         rng: random.Random,
     ) -> datetime | None:
         if retry_number > self.retry_budget():

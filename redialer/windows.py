@@ -38,7 +38,9 @@ def format_minute_of_day(minutes: int) -> str:
 
 #: Minutes past local midnight, written and read as "HH:MM".
 LocalTime = Annotated[
-    int, BeforeValidator(_parse_minute_of_day), PlainSerializer(format_minute_of_day, return_type=str)
+    int,
+    BeforeValidator(_parse_minute_of_day),
+    PlainSerializer(format_minute_of_day, return_type=str),
 ]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from starter import campaign_commands as run
+from starter import demo as demo_command
 from starter import spec_commands
 
 app = typer.Typer(
@@ -14,6 +16,17 @@ app = typer.Typer(
 )
 app.command()(spec_commands.validate)
 app.command()(spec_commands.plan)
+app.command()(run.start)
+app.command()(run.add)
+app.command()(run.pause)
+app.command()(run.resume)
+app.command()(run.stop)
+app.command("opt-out")(run.opt_out)
+app.command()(run.progress)
+app.command()(run.history)
+app.command()(run.worker)
+app.command()(run.server)
+app.command()(demo_command.demo)
 
 
 def main() -> None:

@@ -64,13 +64,17 @@ def describe_strategy(spec: CampaignSpec) -> str:
             text = "attempts: " + ", ".join(_seconds(d) for d in s.delays)
         case Exponential():
             cap = f", at most {_seconds(s.max_delay)}" if s.max_delay else ""
-            text = (f"exponential from {_seconds(s.initial_delay)} x{s.multiplier:g}{cap},"
-                    f" up to {s.max_retries} retries")
+            text = (
+                f"exponential from {_seconds(s.initial_delay)} x{s.multiplier:g}{cap},"
+                f" up to {s.max_retries} retries"
+            )
         case Scheduled():
             text = "scheduled at " + ", ".join(t.isoformat() for t in s.retry_at)
         case TimeOfDay():
-            text = (f"time of day {', '.join(format_minute_of_day(t) for t in s.times)},"
-                    f" up to {s.retry_budget()} retries")
+            text = (
+                f"time of day {', '.join(format_minute_of_day(t) for t in s.times)},"
+                f" up to {s.retry_budget()} retries"
+            )
     return text + jitter
 
 
@@ -86,24 +90,38 @@ def validate(spec_path: SpecPath) -> None:
         f"[bold]{spec.campaign_id}[/bold]: valid"
         + (" (long-living: stays open until stopped)" if spec.long_living else ""),
         f"recipients   {len(spec.recipients)}"
-        + (f" in {len(zones)} zone(s): " + ", ".join(f"{z} {n}" for z, n in zones.most_common(5))
-           if zones else ""),
+        + (
+            f" in {len(zones)} zone(s): " + ", ".join(f"{z} {n}" for z, n in zones.most_common(5))
+            if zones
+            else ""
+        ),
         f"strategy     {describe_strategy(spec)}",
-        "retry on     " + (", ".join(
-            f"{o} (max {c})" if c is not None else o for o, c in caps.items()) or "nothing"),
+        "retry on     "
+        + (
+            ", ".join(f"{o} (max {c})" if c is not None else o for o, c in caps.items())
+            or "nothing"
+        ),
         f"timezone     {spec.timezone} (for recipients whose number maps to no single zone)",
         "calling hrs  " + (spec.calling_hours.label() if spec.calling_hours else "any time"),
-        "pause        " + ("; ".join(
-            f"{day.value} " + ", ".join(r.label() for r in ranges)
-            for day, ranges in spec.pause_windows.items()) or "none"),
+        "pause        "
+        + (
+            "; ".join(
+                f"{day.value} " + ", ".join(r.label() for r in ranges)
+                for day, ranges in spec.pause_windows.items()
+            )
+            or "none"
+        ),
         "limits       "
         + ", ".join(
-            f"{k} {v}" for k, v in {
+            f"{k} {v}"
+            for k, v in {
                 "max attempts/day": spec.max_attempts_per_day,
                 "max concurrent calls": spec.max_concurrent_calls,
                 "max calls/s": spec.max_calls_per_second,
-            }.items() if v is not None
-        ) or "limits       none",
+            }.items()
+            if v is not None
+        )
+        or "limits       none",
     ]
     for line in lines:
         console.print(line)
@@ -121,14 +139,19 @@ def _outcomes(value: str) -> list[Outcome]:
                 code=EXIT_INVALID,
             )
     if not result:
-        fail("--outcomes: give at least one outcome, e.g. busy,no_answer,completed", code=EXIT_INVALID)
+        fail(
+            "--outcomes: give at least one outcome, e.g. busy,no_answer,completed",
+            code=EXIT_INVALID,
+        )
     return result
 
 
 def plan(
     spec_path: SpecPath,
     start: Annotated[str, typer.Option(help="When the campaign starts, ISO 8601 with offset.")],
-    outcomes: Annotated[str, typer.Option(help="What each dial returns, e.g. busy,no_answer,completed")],
+    outcomes: Annotated[
+        str, typer.Option(help="What each dial returns, e.g. busy,no_answer,completed")
+    ],
     recipient: Annotated[str | None, typer.Option(help="E.164 number (default: the first)")] = None,
     call_seconds: Annotated[float, typer.Option(help="How long each call lasts.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed for jitter.")] = 0,
@@ -139,14 +162,22 @@ def plan(
     try:
         started = datetime.fromisoformat(start)
     except ValueError:
-        fail(f"--start: {start!r}: must be ISO 8601, e.g. 2026-11-23T09:30:00-05:00", code=EXIT_INVALID)
+        fail(
+            f"--start: {start!r}: must be ISO 8601, e.g. 2026-11-23T09:30:00-05:00",
+            code=EXIT_INVALID,
+        )
     if started.tzinfo is None:
         fail(f"--start: {start!r}: must include a UTC offset or Z", code=EXIT_INVALID)
     scripted = _outcomes(outcomes)
     phone, own_zone = _pick_recipient(spec, recipient)
     result = plan_attempts(
-        spec.policy(), phone=phone, recipient_timezone=own_zone, start=started,
-        outcomes=scripted, call_seconds=call_seconds, seed=seed,
+        spec.policy(),
+        phone=phone,
+        recipient_timezone=own_zone,
+        start=started,
+        outcomes=scripted,
+        call_seconds=call_seconds,
+        seed=seed,
     )
     if as_json:
         print_json(result.model_dump(mode="json", exclude={"final_reason"}))

@@ -1,0 +1,148 @@
+"""Dialing activities: place one call idempotently, and record where a recipient ended.
+
+A dial is keyed by `{campaign_id}:{e164}:{attempt}`. Before calling, the activity looks for a call
+record with that key (a retried activity whose first run recorded the call returns it); the
+dialer itself refuses to place a second call for a key it has seen (a run that died between
+placing the call and recording it). So a retried or restarted activity never calls twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import structlog
+from temporalio import activity
+
+from redialer.dialers.base import CallRequest, Dialer, idempotency_key
+from redialer.outcomes import FinalStatus, Outcome
+from redialer.payloads import (
+    AttemptRecord,
+    CampaignState,
+    DialInput,
+    DialResult,
+    DialSkip,
+    RecordFinalInput,
+)
+from redialer.store.store import Store
+
+log = structlog.get_logger(__name__)
+
+#: How often a dial in progress tells Temporal the worker is still alive.
+HEARTBEAT_EVERY = 5.0
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(every: float = HEARTBEAT_EVERY) -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class DialActivities:
+    """Side effects of one recipient: the dialer and the store are injected, tests pass fakes."""
+
+    def __init__(self, *, store: Store, dialer: Dialer) -> None:
+        self._store = store
+        self._dialer = dialer
+
+    @activity.defn(name="dial")
+    async def dial(self, input: DialInput) -> DialResult:
+        phone = input.recipient.phone
+        key = idempotency_key(input.campaign_id or input.retry_group_id, phone, input.attempt)
+        bound = log.bind(campaign=input.campaign_id, recipient=phone, attempt=input.attempt)
+        recorded = await asyncio.to_thread(self._store.get_attempt, key)
+        if recorded is not None:
+            bound.info("dial already recorded; returning it", outcome=recorded.outcome.value)
+            return DialResult(attempt=recorded)
+        if input.campaign_id is not None:
+            skipped = await self._campaign_gate(input.campaign_id)
+            if skipped is not None:
+                bound.info("dial skipped", reason=skipped.value)
+                return DialResult(skipped=skipped)
+        suppressed = await asyncio.to_thread(self._store.suppression_reason, phone)
+        if suppressed == "opted_out":
+            bound.info("recipient opted out; not dialed")
+            return DialResult(skipped=DialSkip.OPTED_OUT)
+        if suppressed is not None:
+            now = datetime.now(UTC)
+            record = AttemptRecord(
+                attempt=input.attempt,
+                outcome=Outcome.DND,
+                started_at=now,
+                ended_at=now,
+                call_id=None,
+                dialed=False,
+            )
+            bound.info("number is suppressed; not dialed", reason=suppressed)
+        else:
+            request = CallRequest(
+                idempotency_key=key,
+                campaign_id=input.campaign_id,
+                phone=phone,
+                attempt=input.attempt,
+                retry_group_id=input.retry_group_id,
+                variables=input.recipient.variables,
+                metadata=input.recipient.metadata,
+            )
+            async with _heartbeating():
+                result = await self._dialer.dial(request)
+            record = AttemptRecord(
+                attempt=input.attempt,
+                outcome=result.outcome,
+                started_at=result.started_at,
+                ended_at=result.ended_at,
+                call_id=result.call_id,
+            )
+            bound.info("call ended", outcome=result.outcome.value, call_id=result.call_id)
+        await asyncio.to_thread(
+            self._store.record_attempt,
+            key=key,
+            campaign_id=input.campaign_id,
+            phone=phone,
+            retry_group_id=input.retry_group_id,
+            record=record,
+            variables=input.recipient.variables,
+        )
+        return DialResult(attempt=record)
+
+    async def _campaign_gate(self, campaign_id: str) -> DialSkip | None:
+        """No dial after `stop`, none while paused: the store is the truth across workers."""
+        state = await asyncio.to_thread(self._store.campaign_state, campaign_id)
+        if state == CampaignState.STOPPED:
+            return DialSkip.CAMPAIGN_STOPPED
+        if state == CampaignState.PAUSED:
+            return DialSkip.CAMPAIGN_PAUSED
+        return None
+
+    @activity.defn(name="record_final")
+    async def record_final(self, input: RecordFinalInput) -> None:
+        """Keep the recipient's final status; opt-outs and DND join the suppression list."""
+        if input.status in (FinalStatus.OPTED_OUT, FinalStatus.DND):
+            reason = "opted_out" if input.status is FinalStatus.OPTED_OUT else "dnd"
+            await asyncio.to_thread(self._store.suppress, input.phone, reason, input.campaign_id)
+        await asyncio.to_thread(
+            self._store.set_final,
+            campaign_id=input.campaign_id,
+            phone=input.phone,
+            status=input.status.value,
+            attempts=input.attempts,
+        )
+        log.info(
+            "recipient final",
+            campaign=input.campaign_id,
+            recipient=input.phone,
+            status=input.status.value,
+            attempts=input.attempts,
+        )

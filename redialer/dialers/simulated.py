@@ -1,0 +1,219 @@
+"""SimulatedDialer: the embedded default, scriptable per number, seeded randomness for the rest.
+
+Idempotency, as a real provider must give it: the ledger row for a key is written *before* the
+call "rings" (the insert is the lock: a unique-key conflict means someone else placed it). A key
+seen again returns its first result. A row with no result means a worker died mid-call: the call
+was placed, so it is finished from its deterministic outcome, never placed again. `placements`
+counts real placements per key, so tests can prove no attempt was dialed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+from temporalio import activity
+
+from redialer.dialers.base import CallRequest, CallResult
+from redialer.limits import Problem
+from redialer.loading import InvalidInput, read_document
+from redialer.outcomes import Outcome
+from redialer.recipients import normalise_phone
+from redialer.store.store import Store, aware
+from redialer.store.tables import SimulatedDialRow
+
+#: Outcome rates for unscripted numbers (first-attempt connection rates of 20-40 % are typical).
+RATES: dict[Outcome, float] = {
+    Outcome.COMPLETED: 0.35,
+    Outcome.NO_ANSWER: 0.30,
+    Outcome.BUSY: 0.12,
+    Outcome.VOICEMAIL: 0.12,
+    Outcome.FAILED: 0.05,
+    Outcome.REJECTED: 0.04,
+    Outcome.INVALID_NUMBER: 0.02,
+}
+#: Call durations in seconds (min, max) by outcome: a ring timeout, a short busy tone, a talk.
+DURATIONS: dict[Outcome, tuple[float, float]] = {
+    Outcome.COMPLETED: (30, 240),
+    Outcome.NO_ANSWER: (25, 35),
+    Outcome.VOICEMAIL: (20, 45),
+    Outcome.BUSY: (2, 6),
+}
+_SHORT = (1.0, 4.0)
+
+Script = dict[str, list[Outcome]]
+
+
+def call_clock() -> datetime:
+    """When a simulated call starts: Temporal's time for the activity (so time-skipping tests and
+    the call records agree with the workflow's clock), or the wall clock outside an activity."""
+    if activity.in_activity():
+        return activity.info().started_time.astimezone(UTC)
+    return datetime.now(UTC)
+
+
+def load_script(path: Path) -> Script:
+    """`{"+16505550199": ["busy", "no_answer", "completed"]}`; every bad entry reported at once."""
+    data = read_document(path)
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            str(path), [Problem("", type(data).__name__, "must map numbers to outcomes")]
+        )
+    script: Script = {}
+    problems = []
+    for key, outcomes in data.items():
+        try:
+            phone = normalise_phone(str(key))
+        except ValueError as exc:
+            problems.append(Problem(str(key), key, str(exc)))
+            continue
+        if not isinstance(outcomes, list) or not outcomes:
+            problems.append(Problem(str(key), outcomes, "must be a non-empty list of outcomes"))
+            continue
+        parsed = []
+        for i, word in enumerate(outcomes):
+            try:
+                parsed.append(Outcome(word))
+            except ValueError:
+                problems.append(
+                    Problem(
+                        f"{key}[{i}]",
+                        word,
+                        "not an outcome; use " + ", ".join(o.value for o in Outcome),
+                    )
+                )
+        script[phone] = parsed
+    if problems:
+        raise InvalidInput(str(path), problems)
+    return script
+
+
+class DialLedger:
+    """Every call the simulator placed, in the store's database (shared by all workers)."""
+
+    def __init__(self, store: Store) -> None:
+        self._engine = store.engine
+
+    def claim(
+        self, request: CallRequest, call_id: str, started_at: datetime
+    ) -> SimulatedDialRow | None:
+        """Take the key for a new call; None if it was already taken (then read it instead)."""
+        row = SimulatedDialRow(
+            idempotency_key=request.idempotency_key,
+            phone=request.phone,
+            attempt=request.attempt,
+            call_id=call_id,
+            started_at=started_at,
+        )
+        try:
+            with Session(self._engine) as session:
+                session.add(row)
+                session.commit()
+                session.refresh(row)
+                return row
+        except IntegrityError:
+            return None
+
+    def get(self, key: str) -> SimulatedDialRow | None:
+        with Session(self._engine) as session:
+            return session.get(SimulatedDialRow, key)
+
+    def finish(self, key: str, outcome: Outcome, ended_at: datetime) -> None:
+        with Session(self._engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(SimulatedDialRow)
+                .where(
+                    col(SimulatedDialRow.idempotency_key) == key,
+                    col(SimulatedDialRow.outcome).is_(None),
+                )
+                .values(outcome=outcome.value, ended_at=ended_at)
+            )
+            session.commit()
+
+    def placements(self) -> dict[str, int]:
+        with Session(self._engine) as session:
+            rows = session.exec(select(SimulatedDialRow)).all()
+            return {r.idempotency_key: r.placements for r in rows}
+
+    def dials_for(self, phone: str) -> list[SimulatedDialRow]:
+        with Session(self._engine) as session:
+            return list(
+                session.exec(
+                    select(SimulatedDialRow)
+                    .where(SimulatedDialRow.phone == phone)
+                    .order_by(col(SimulatedDialRow.attempt))
+                ).all()
+            )
+
+
+class SimulatedDialer:
+    def __init__(
+        self,
+        *,
+        ledger: DialLedger,
+        script: Script | None = None,
+        seed: int = 0,
+        speed: float = 1.0,
+        instant: bool = False,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._script = script or {}
+        self._seed = seed
+        self._speed = speed
+        self._instant = instant
+        self._clock = clock or call_clock
+
+    def decide(self, request: CallRequest) -> tuple[Outcome, float]:
+        """The call's outcome and duration: fixed by the script, else by seed and key."""
+        rng = random.Random(
+            hashlib.sha256(f"{self._seed}:{request.idempotency_key}".encode()).digest()
+        )
+        scripted = self._script.get(request.phone)
+        if scripted:
+            outcome = scripted[min(request.attempt, len(scripted)) - 1]
+        else:
+            outcome = rng.choices(list(RATES), weights=list(RATES.values()))[0]
+        low, high = DURATIONS.get(outcome, _SHORT)
+        return outcome, 0.0 if self._instant else rng.uniform(low, high)
+
+    async def dial(self, request: CallRequest) -> CallResult:
+        outcome, duration = self.decide(request)
+        call_id = "sim-" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:16]
+        row = await asyncio.to_thread(self._ledger.claim, request, call_id, self._clock())
+        if row is not None:  # we placed it: the call rings and ends
+            await asyncio.sleep(duration / self._speed)
+            ended = aware(row.started_at) + timedelta(seconds=duration)
+            await asyncio.to_thread(self._ledger.finish, request.idempotency_key, outcome, ended)
+        return await self._result_of(request.idempotency_key, outcome, duration)
+
+    async def _result_of(self, key: str, outcome: Outcome, duration: float) -> CallResult:
+        """The recorded result; a call a dead worker left unfinished is finished, not redialed."""
+        for _ in range(int(duration / self._speed / 0.2) + 150):
+            row = await asyncio.to_thread(self._ledger.get, key)
+            assert row is not None, f"ledger row {key} vanished"
+            if row.outcome is None and not await self._still_ringing(row, duration):
+                ended = aware(row.started_at) + timedelta(seconds=duration)
+                await asyncio.to_thread(self._ledger.finish, key, outcome, ended)
+                continue
+            if row.outcome is not None and row.ended_at is not None:
+                return CallResult(
+                    outcome=Outcome(row.outcome),
+                    call_id=row.call_id,
+                    started_at=aware(row.started_at),
+                    ended_at=aware(row.ended_at),
+                )
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"call {key} never ended")
+
+    async def _still_ringing(self, row: SimulatedDialRow, duration: float) -> bool:
+        """Another live process may still be in this call; past its length plus slack, it is not."""
+        elapsed = (datetime.now(UTC) - aware(row.started_at)).total_seconds() * self._speed
+        return elapsed < duration + 5 * self._speed

@@ -1,0 +1,199 @@
+"""What crosses the Temporal boundary: inputs, results, signals and queries.
+
+Named `<Thing>Input` / `<Thing>Result`. SQL table models never appear here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from redialer.allowed_time import Deferral
+from redialer.campaign import CampaignPolicy
+from redialer.outcomes import FinalStatus, Outcome
+from redialer.recipients import Recipient
+
+# ---- recipient workflow -------------------------------------------------------------------------
+
+
+class RecipientInput(BaseModel):
+    """One recipient's run. Standalone when `campaign_id` is None (a single API-triggered call)."""
+
+    campaign_id: str | None
+    recipient: Recipient
+    policy: CampaignPolicy
+    #: The campaign workflow id to tell when final; None for a standalone call.
+    report_to: str | None = None
+
+
+class AttemptRecord(BaseModel):
+    """One attempt as the `history` query shows it."""
+
+    attempt: int
+    outcome: Outcome
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    call_id: str | None
+    dialed: bool = True  # False when it ended without a call (suppressed number)
+
+
+class NextAttempt(BaseModel):
+    attempt: int
+    at: AwareDatetime
+    due: AwareDatetime
+    deferred: list[Deferral] = []
+
+
+class RecipientHistory(BaseModel):
+    """The `history` query: every attempt, the summary status, and what comes next."""
+
+    campaign_id: str | None
+    phone: str
+    retry_group_id: str
+    timezone: str
+    status: str  # a FinalStatus once final; "scheduled", "dialing" or "paused" before
+    final_reason: str | None = None
+    attempts: list[AttemptRecord] = []
+    next_attempt: NextAttempt | None = None
+
+
+class RecipientResult(BaseModel):
+    phone: str
+    status: FinalStatus
+    attempts: int
+
+
+# ---- campaign workflow --------------------------------------------------------------------------
+
+
+class CampaignState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+
+
+class CampaignCounts(BaseModel):
+    """What the campaign carries across continue-as-new: counts, never lists."""
+
+    total: int = 0  # recipients started (or ended before start, e.g. stopped while queued)
+    queued: int = 0  # accepted, not yet started
+    by_status: dict[FinalStatus, int] = Field(default_factory=dict)
+
+    @property
+    def final(self) -> int:
+        return sum(self.by_status.values())
+
+
+class CampaignInput(BaseModel):
+    campaign_id: str
+    policy: CampaignPolicy
+    long_living: bool = False
+    #: The first recipients, bounded (the starter sends the rest with `add_recipients`).
+    recipients: list[Recipient] = []
+    #: A fixed campaign completes only after this many recipients arrived (the starter's count),
+    #: so one whose first batch finishes early does not end before the rest are delivered.
+    expected_recipients: int | None = None
+    # Carried across continue-as-new:
+    counts: CampaignCounts = Field(default_factory=CampaignCounts)
+    state: CampaignState = CampaignState.RUNNING
+    received: int = 0  # recipients delivered so far, duplicates included
+
+
+class AddRecipientsInput(BaseModel):
+    recipients: list[Recipient]
+
+
+class RecipientFinishedInput(BaseModel):
+    phone: str
+    status: FinalStatus
+
+
+class CampaignProgress(BaseModel):
+    """The `progress` query (and `redialer progress --json`)."""
+
+    campaign_id: str
+    state: CampaignState
+    total: int
+    final: int
+    active: int
+    queued: int
+    by_status: dict[str, int]
+
+
+class CampaignResult(BaseModel):
+    campaign_id: str
+    state: CampaignState
+    total: int
+    by_status: dict[str, int]
+
+
+# ---- activities ---------------------------------------------------------------------------------
+
+
+class DialInput(BaseModel):
+    campaign_id: str | None
+    retry_group_id: str
+    recipient: Recipient
+    attempt: int
+
+
+class DialSkip(StrEnum):
+    """Why a dial activity returned without calling."""
+
+    CAMPAIGN_PAUSED = "campaign_paused"
+    CAMPAIGN_STOPPED = "campaign_stopped"
+    OPTED_OUT = "opted_out"  # on the suppression list as an opt-out: ends `opted_out`
+
+
+class DialResult(BaseModel):
+    """An attempt's record, or the reason no call was placed and nothing was recorded."""
+
+    attempt: AttemptRecord | None = None
+    skipped: DialSkip | None = None
+
+
+class RecordFinalInput(BaseModel):
+    campaign_id: str | None
+    phone: str
+    retry_group_id: str
+    status: FinalStatus
+    attempts: int
+
+
+class EnqueueRecipientsInput(BaseModel):
+    campaign_id: str
+    recipients: list[Recipient]
+
+
+class EnqueueRecipientsResult(BaseModel):
+    accepted: int  # new to this campaign
+    duplicates: int  # already in it: never called twice
+
+
+class StartRecipientsInput(BaseModel):
+    campaign_id: str
+    campaign_workflow_id: str
+    policy: CampaignPolicy
+    limit: int
+
+
+class StartRecipientsResult(BaseModel):
+    started: int
+    already_running: int  # started before (a retried activity): not started again
+
+
+class CampaignControlInput(BaseModel):
+    campaign_id: str
+    state: CampaignState
+
+
+class OptOutInput(BaseModel):
+    campaign_id: str | None
+    phone: str
+
+
+class CampaignControlResult(BaseModel):
+    signaled: int
+    canceled_queued: int = 0  # queued recipients ended `canceled` without a workflow

@@ -1,0 +1,332 @@
+"""The store: call records, campaign recipients and state, the suppression list.
+
+SQLite file by default (WAL, so several worker processes can share it), PostgreSQL by URL for
+production. Every write that a retried activity may repeat is idempotent (insert-or-ignore on a
+natural key), so a retry never duplicates a record. Synchronous by design: activities call it
+through `asyncio.to_thread`, keeping the event loop free for heartbeats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, event, func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from redialer.outcomes import Outcome
+from redialer.payloads import AttemptRecord
+from redialer.recipients import Recipient
+from redialer.store.tables import (
+    CallRecordRow,
+    CampaignRecipientRow,
+    CampaignRow,
+    SuppressionRow,
+    utcnow,
+)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were written in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def engine_for(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection: Any, _: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect and create the tables on first start (safe when workers start together)."""
+        store = cls(engine_for(url))
+        try:
+            SQLModel.metadata.create_all(store.engine)
+        except (OperationalError, ProgrammingError) as exc:  # another process created them first
+            if "already exists" not in str(exc):
+                raise
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert_ignoring_conflicts(
+        self, table: type[SQLModel], rows: Sequence[dict[str, Any]]
+    ) -> int:
+        """Insert rows, skipping any whose key exists; returns how many were new."""
+        if not rows:
+            return 0
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        key = next(iter(table.__table__.primary_key.columns))  # type: ignore[attr-defined]
+        statement = dialect.insert(table).values(list(rows)).on_conflict_do_nothing().returning(key)
+        with Session(self.engine) as session:
+            # rowcount is -1 for multi-row inserts on some drivers: count what came back instead.
+            inserted = len(session.exec(statement).all())  # type: ignore[call-overload]
+            session.commit()
+            return inserted
+
+    # ---- call records ---------------------------------------------------------------------------
+
+    def get_attempt(self, key: str) -> AttemptRecord | None:
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(CallRecordRow).where(CallRecordRow.idempotency_key == key)
+            ).first()
+            return _attempt(row) if row else None
+
+    def record_attempt(
+        self,
+        *,
+        key: str,
+        campaign_id: str | None,
+        phone: str,
+        retry_group_id: str,
+        record: AttemptRecord,
+        variables: dict[str, Any],
+    ) -> None:
+        """Write one attempt; a second write with the same key changes nothing."""
+        self._insert_ignoring_conflicts(
+            CallRecordRow,
+            [
+                {
+                    "idempotency_key": key,
+                    "campaign_id": campaign_id,
+                    "phone": phone,
+                    "retry_group_id": retry_group_id,
+                    "attempt": record.attempt,
+                    "outcome": record.outcome.value,
+                    "started_at": record.started_at,
+                    "ended_at": record.ended_at,
+                    "call_id": record.call_id,
+                    "dialed": record.dialed,
+                    "variables": variables,
+                    "recorded_at": utcnow(),
+                }
+            ],
+        )
+
+    def attempts_for(self, retry_group_id: str) -> list[AttemptRecord]:
+        return [_attempt(r) for r in self._records(CallRecordRow.retry_group_id == retry_group_id)]
+
+    def call_records(self, campaign_id: str) -> list[CallRecordRow]:
+        """Every attempt of a campaign, by recipient then attempt."""
+        return self._records(CallRecordRow.campaign_id == campaign_id)
+
+    def call_records_for(self, retry_group_id: str) -> list[CallRecordRow]:
+        return self._records(CallRecordRow.retry_group_id == retry_group_id)
+
+    def calls_placed(self, campaign_id: str) -> int:
+        with Session(self.engine) as session:
+            return session.exec(
+                select(func.count()).where(
+                    CallRecordRow.campaign_id == campaign_id, col(CallRecordRow.dialed).is_(True)
+                )
+            ).one()
+
+    def _records(self, condition: Any) -> list[CallRecordRow]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(CallRecordRow)
+                .where(condition)
+                .order_by(col(CallRecordRow.phone), col(CallRecordRow.attempt))
+            ).all()
+            for row in rows:
+                row.started_at, row.ended_at = aware(row.started_at), aware(row.ended_at)
+            return list(rows)
+
+    # ---- campaign recipients --------------------------------------------------------------------
+
+    def enqueue_recipients(
+        self,
+        campaign_id: str,
+        recipients: Sequence[Recipient],
+        *,
+        workflow_id_for: Callable[[str], str],
+    ) -> tuple[int, int]:
+        """Queue new recipients; returns (accepted, duplicates). A known number is left alone."""
+        with Session(self.engine) as session:
+            seq = session.exec(
+                select(func.coalesce(func.max(CampaignRecipientRow.seq), 0)).where(
+                    CampaignRecipientRow.campaign_id == campaign_id
+                )
+            ).one()
+        now = utcnow()
+        rows = [
+            {
+                "campaign_id": campaign_id,
+                "phone": r.phone,
+                "workflow_id": workflow_id_for(r.phone),
+                "seq": seq + i + 1,
+                "state": "queued",
+                "timezone": r.timezone,
+                "variables": r.variables,
+                "metadata": r.metadata,
+                "updated_at": now,
+            }
+            for i, r in enumerate(recipients)
+        ]
+        accepted = self._insert_ignoring_conflicts(CampaignRecipientRow, rows)
+        return accepted, len(rows) - accepted
+
+    def next_queued(self, campaign_id: str, limit: int) -> list[Recipient]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(CampaignRecipientRow)
+                .where(
+                    CampaignRecipientRow.campaign_id == campaign_id,
+                    CampaignRecipientRow.state == "queued",
+                )
+                .order_by(col(CampaignRecipientRow.seq))
+                .limit(limit)
+            ).all()
+            return [
+                Recipient(
+                    phone=r.phone, timezone=r.timezone, variables=r.variables, metadata=r.extra
+                )
+                for r in rows
+            ]
+
+    def mark_started(self, campaign_id: str, phones: Iterable[str]) -> None:
+        self._set_state(campaign_id, list(phones), state="started", only_from="queued")
+
+    def cancel_queued(self, campaign_id: str) -> int:
+        """End every queued recipient `canceled` without a call (the campaign was stopped)."""
+        with Session(self.engine) as session:
+            result = session.exec(  # type: ignore[call-overload]
+                update(CampaignRecipientRow)
+                .where(
+                    col(CampaignRecipientRow.campaign_id) == campaign_id,
+                    col(CampaignRecipientRow.state) == "queued",
+                )
+                .values(state="final", status="canceled", updated_at=utcnow())
+            )
+            session.commit()
+            return int(result.rowcount or 0)
+
+    def active_workflow_ids(
+        self, campaign_id: str, *, after: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        """Started, not final recipients' workflow ids, in pages (keyset on the id)."""
+        query = select(CampaignRecipientRow.workflow_id).where(
+            CampaignRecipientRow.campaign_id == campaign_id,
+            CampaignRecipientRow.state == "started",
+        )
+        if after is not None:
+            query = query.where(CampaignRecipientRow.workflow_id > after)
+        with Session(self.engine) as session:
+            return list(
+                session.exec(query.order_by(col(CampaignRecipientRow.workflow_id)).limit(limit))
+            )
+
+    def set_final(self, *, campaign_id: str | None, phone: str, status: str, attempts: int) -> None:
+        if campaign_id is None:
+            return
+        with Session(self.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(CampaignRecipientRow)
+                .where(
+                    col(CampaignRecipientRow.campaign_id) == campaign_id,
+                    col(CampaignRecipientRow.phone) == phone,
+                )
+                .values(state="final", status=status, attempts=attempts, updated_at=utcnow())
+            )
+            session.commit()
+
+    def recipient_counts(self, campaign_id: str) -> dict[str, int]:
+        """Recipients by state, and final ones by status (`final:completed`)."""
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(CampaignRecipientRow.state, CampaignRecipientRow.status, func.count())
+                .where(CampaignRecipientRow.campaign_id == campaign_id)
+                .group_by(CampaignRecipientRow.state, CampaignRecipientRow.status)
+            ).all()
+        counts: dict[str, int] = {}
+        for state, status, n in rows:
+            key = f"{state}:{status}" if status else state
+            counts[key] = counts.get(key, 0) + n
+        return counts
+
+    def _set_state(
+        self, campaign_id: str, phones: list[str], *, state: str, only_from: str
+    ) -> None:
+        if not phones:
+            return
+        with Session(self.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(CampaignRecipientRow)
+                .where(
+                    col(CampaignRecipientRow.campaign_id) == campaign_id,
+                    col(CampaignRecipientRow.phone).in_(phones),
+                    col(CampaignRecipientRow.state) == only_from,
+                )
+                .values(state=state, updated_at=utcnow())
+            )
+            session.commit()
+
+    # ---- campaign state -------------------------------------------------------------------------
+
+    def set_campaign_state(self, campaign_id: str, state: str) -> None:
+        with Session(self.engine) as session:
+            row = session.get(CampaignRow, campaign_id)
+            if row is None:
+                session.add(CampaignRow(campaign_id=campaign_id, state=state, updated_at=utcnow()))
+            else:
+                row.state, row.updated_at = state, utcnow()
+            session.commit()
+
+    def campaign_state(self, campaign_id: str) -> str | None:
+        with Session(self.engine) as session:
+            row = session.get(CampaignRow, campaign_id)
+            return row.state if row else None
+
+    # ---- suppression ----------------------------------------------------------------------------
+
+    def suppress(self, phone: str, reason: str, campaign_id: str | None = None) -> None:
+        """Add a number to the suppression list; an existing entry keeps its first reason."""
+        self._insert_ignoring_conflicts(
+            SuppressionRow,
+            [
+                {
+                    "phone": phone,
+                    "reason": reason,
+                    "campaign_id": campaign_id,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+
+    def suppression_reason(self, phone: str) -> str | None:
+        with Session(self.engine) as session:
+            row = session.get(SuppressionRow, phone)
+            return row.reason if row else None
+
+
+def _attempt(row: CallRecordRow) -> AttemptRecord:
+    return AttemptRecord(
+        attempt=row.attempt,
+        outcome=Outcome(row.outcome),
+        started_at=aware(row.started_at),
+        ended_at=aware(row.ended_at),
+        call_id=row.call_id,
+        dialed=row.dialed,
+    )

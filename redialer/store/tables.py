@@ -1,0 +1,93 @@
+"""SQL tables (sqlmodel). They never cross the Temporal boundary; payloads live in payloads.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class CallRecordRow(SQLModel, table=True):
+    """One row per attempt; every attempt of a recipient shares its `retry_group_id`."""
+
+    __tablename__ = "call_records"
+    __table_args__ = (UniqueConstraint("idempotency_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str
+    campaign_id: str | None = Field(default=None, index=True)
+    phone: str = Field(index=True)
+    retry_group_id: str = Field(index=True)
+    attempt: int
+    outcome: str
+    started_at: datetime = _when(nullable=False)
+    ended_at: datetime = _when(nullable=False)
+    call_id: str | None = None
+    dialed: bool = True
+    variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    recorded_at: datetime = _when(nullable=False)
+
+
+class CampaignRecipientRow(SQLModel, table=True):
+    """A recipient of a campaign: queued until started, then started until final."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (Index("ix_campaign_recipients_state", "campaign_id", "state", "seq"),)
+
+    campaign_id: str = Field(primary_key=True)
+    phone: str = Field(primary_key=True)
+    workflow_id: str
+    seq: int
+    state: str = "queued"  # queued | started | final
+    status: str | None = None
+    attempts: int = 0
+    timezone: str | None = None
+    variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON))
+    updated_at: datetime = _when(nullable=False)
+
+
+class CampaignRow(SQLModel, table=True):
+    """A campaign's control state, read by every dial (no dial after stop, none while paused)."""
+
+    __tablename__ = "campaigns"
+
+    campaign_id: str = Field(primary_key=True)
+    state: str
+    updated_at: datetime = _when(nullable=False)
+
+
+class SuppressionRow(SQLModel, table=True):
+    """Numbers never to call again, across campaigns: opted out or on a DND registry."""
+
+    __tablename__ = "suppression"
+
+    phone: str = Field(primary_key=True)
+    reason: str
+    campaign_id: str | None = None
+    created_at: datetime = _when(nullable=False)
+
+
+class SimulatedDialRow(SQLModel, table=True):
+    """The simulated dialer's ledger: one row per idempotency key, `placements` must stay 1."""
+
+    __tablename__ = "simulated_dials"
+
+    idempotency_key: str = Field(primary_key=True)
+    phone: str = Field(index=True)
+    attempt: int
+    placements: int = 1
+    outcome: str | None = None
+    call_id: str
+    started_at: datetime = _when(nullable=False)
+    ended_at: datetime | None = _when(nullable=True)

@@ -1,0 +1,247 @@
+"""`redialer start|add|pause|resume|stop|opt-out|progress|history|worker|server`."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from redialer.loading import InvalidInput, load_recipients
+from redialer.payloads import CampaignProgress, RecipientHistory
+from redialer.recipients import normalise_phone
+from redialer.settings import get_settings
+from starter import campaigns
+from starter.client import connect
+from starter.output import EXIT_INVALID, console, errors, fail, print_json
+from starter.server import DEFAULT_DB, server_command
+from starter.spec_commands import SpecPath, load_or_exit
+
+T = TypeVar("T")
+
+Address = Annotated[
+    str | None,
+    typer.Option("--address", envvar="TEMPORAL_ADDRESS", help="Temporal frontend host:port."),
+]
+CampaignId = Annotated[str, typer.Argument(help="The campaign id.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _run(address: str | None, action: Callable[[Client], Awaitable[T]]) -> T:
+    """Connect, act, and turn Temporal's errors into one clear line."""
+    settings = get_settings()
+    target = address or settings.temporal_address
+
+    async def go() -> T:
+        try:
+            client = await connect(settings, address=target)
+        except RuntimeError as exc:
+            fail(f"cannot reach Temporal at {target} ({exc}); start one with `redialer server`")
+        return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            fail(f"not found at {target}: {exc.message}")
+        fail(f"Temporal refused the request: {exc.message}")
+
+
+def start(
+    spec_path: SpecPath,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until a fixed campaign completes.")
+    ] = False,
+    address: Address = None,
+) -> None:
+    """Start a campaign from a spec file."""
+    spec = load_or_exit(spec_path).value
+    settings = get_settings()
+
+    async def go(client: Client) -> None:
+        try:
+            handle = await campaigns.start_campaign(client, spec, task_queue=settings.task_queue)
+        except ValueError as exc:
+            fail(str(exc), code=EXIT_INVALID)
+        except WorkflowAlreadyStartedError:
+            fail(
+                f"campaign_id: {spec.campaign_id!r}: a campaign with this id already exists;"
+                " campaign ids are never reused (so nobody is called twice by accident)",
+                code=EXIT_INVALID,
+            )
+        console.print(
+            f"started campaign {spec.campaign_id} ({len(spec.recipients)} recipients,"
+            f" workflow {handle.id})"
+        )
+        if wait:
+            if spec.long_living:
+                fail(
+                    "--wait: a long-living campaign never completes by itself; use `redialer stop`",
+                    code=EXIT_INVALID,
+                )
+            try:
+                result = await handle.result()
+            except WorkflowFailureError as exc:
+                fail(f"campaign {spec.campaign_id} failed: {exc.cause}")
+            console.print(
+                f"campaign {spec.campaign_id} {result.state.value}: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(result.by_status.items()))
+            )
+
+    _run(address, go)
+
+
+def add(
+    campaign_id: CampaignId,
+    file: Annotated[
+        Path, typer.Argument(help="Recipients: JSON/YAML list or CSV with a phone column.")
+    ],
+    address: Address = None,
+) -> None:
+    """Add recipients to a running campaign (a number already in it is not called again)."""
+    try:
+        loaded = load_recipients(file)
+    except InvalidInput as exc:
+        errors.print(f"{exc.source}: {len(exc.problems)} problem(s); nothing was added")
+        for problem in exc.problems:
+            errors.print(f"  {problem}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+    for warning in loaded.warnings:
+        errors.print(f"warning: {warning}", markup=False)
+    sent = _run(address, lambda c: campaigns.add_recipients(c, campaign_id, loaded.value))
+    console.print(f"sent {sent} recipients to campaign {campaign_id}")
+
+
+def _signal(name: str, campaign_id: str, address: str | None) -> None:
+    async def go(client: Client) -> None:
+        await campaigns.campaign_handle(client, campaign_id).signal(name)
+
+    _run(address, go)
+    console.print(f"{name} sent to campaign {campaign_id}")
+
+
+def pause(campaign_id: CampaignId, address: Address = None) -> None:
+    """No new dials until resumed; waiting retries wait."""
+    _signal("pause", campaign_id, address)
+
+
+def resume(campaign_id: CampaignId, address: Address = None) -> None:
+    """Dial again after a pause."""
+    _signal("resume", campaign_id, address)
+
+
+def stop(campaign_id: CampaignId, address: Address = None) -> None:
+    """No dial after this; waiting recipients end canceled; calls in progress finish."""
+    _signal("stop", campaign_id, address)
+
+
+def opt_out(
+    campaign_id: CampaignId,
+    phone: Annotated[str, typer.Argument(help="The number, E.164.")],
+    address: Address = None,
+) -> None:
+    """Never call this number again, in this campaign or any later one."""
+    try:
+        e164 = normalise_phone(phone)
+    except ValueError as exc:
+        fail(f"phone: {phone!r}: {exc}", code=EXIT_INVALID)
+    _run(address, lambda c: campaigns.opt_out(c, campaign_id, e164))
+    console.print(f"{e164} opted out (campaign {campaign_id})")
+
+
+def progress_json(p: CampaignProgress) -> dict[str, Any]:
+    return p.model_dump(mode="json", exclude={"queued"})
+
+
+def progress(campaign_id: CampaignId, as_json: AsJson = False, address: Address = None) -> None:
+    """Counts per status."""
+    p = _run(address, lambda c: campaigns.progress(c, campaign_id))
+    if as_json:
+        print_json(progress_json(p))
+        return
+    console.print(
+        f"[bold]{p.campaign_id}[/bold] {p.state.value}: {p.final}/{p.total} final,"
+        f" {p.active} active ({p.queued} queued)"
+    )
+    for status, n in sorted(p.by_status.items(), key=lambda kv: -kv[1]):
+        console.print(f"  {status:<22} {n}")
+
+
+def history_json(h: RecipientHistory) -> dict[str, Any]:
+    """The call-report shape the seed products use."""
+    return {
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "outcome": a.outcome.value,
+                "started_at": a.started_at.isoformat(),
+                "ended_at": a.ended_at.isoformat(),
+                "call_id": a.call_id,
+            }
+            for a in h.attempts
+        ],
+        "status": h.status,
+        "retry_group_id": h.retry_group_id,
+        "next_attempt_at": h.next_attempt.at.isoformat() if h.next_attempt else None,
+    }
+
+
+def history(
+    campaign_id: CampaignId,
+    phone: Annotated[str, typer.Argument(help="The number, E.164.")],
+    as_json: AsJson = False,
+    address: Address = None,
+) -> None:
+    """Every attempt of one recipient, its status, and the next attempt."""
+    try:
+        e164 = normalise_phone(phone)
+    except ValueError as exc:
+        fail(f"phone: {phone!r}: {exc}", code=EXIT_INVALID)
+    h = _run(address, lambda c: campaigns.history(c, campaign_id, e164))
+    if as_json:
+        print_json(history_json(h))
+        return
+    console.print(
+        f"[bold]{h.phone}[/bold] ({h.timezone}) {h.status}"
+        + (f": {h.final_reason}" if h.final_reason else "")
+    )
+    for a in h.attempts:
+        console.print(
+            f"  attempt {a.attempt:>2}  {a.started_at:%Y-%m-%d %H:%M:%S %Z}"
+            f"  {a.outcome.value:<15} {a.call_id or '(not dialed)'}",
+            markup=False,
+        )
+    if h.next_attempt:
+        why = ", ".join(d.describe() for d in h.next_attempt.deferred)
+        console.print(
+            f"  next: attempt {h.next_attempt.attempt} at {h.next_attempt.at.isoformat()}"
+            + (f" (deferred: {why})" if why else ""),
+            markup=False,
+        )
+
+
+def worker() -> None:
+    """Run a worker (settings from REDIALER_* and TEMPORAL_* variables)."""
+    import worker as worker_module
+
+    worker_module.main()
+
+
+def server(
+    port: Annotated[int, typer.Option(help="Temporal frontend port.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Web UI port.")] = 8233,
+    db: Annotated[Path, typer.Option(help="Persistence file (SQLite).")] = DEFAULT_DB,
+) -> None:
+    """The embedded Temporal dev server with the Web UI and the search attributes registered."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"Temporal on 127.0.0.1:{port}, Web UI http://127.0.0.1:{ui_port}, data in {db}")
+    try:
+        subprocess.run(server_command(port=port, ui_port=ui_port, db=db), check=False)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,120 @@
+"""Client helpers: start a campaign, add recipients, control it, read its progress and history.
+
+Everything the CLI does goes through here, so programs can do the same with a Temporal client.
+Recipient lists travel in bounded batches: the start input takes the first, signals the rest,
+so no payload nears Temporal's 2 MB limit whatever the list's size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+
+from activities.campaign_ops import recipient_search_attributes
+from redialer.campaign import CampaignPolicy, CampaignSpec
+from redialer.payloads import (
+    AddRecipientsInput,
+    CampaignInput,
+    CampaignProgress,
+    CampaignResult,
+    OptOutInput,
+    RecipientHistory,
+    RecipientInput,
+    RecipientResult,
+)
+from redialer.recipients import Recipient
+from workflows import search_attributes as sa
+from workflows.campaign import CampaignWorkflow
+from workflows.ids import campaign_workflow_id, recipient_workflow_id
+from workflows.recipient import RecipientWorkflow
+
+#: Recipients per start input or signal: about 100 kB, far below the 2 MB payload limit.
+SIGNAL_BATCH = 1_000
+
+
+def _batches(recipients: Sequence[Recipient]) -> list[list[Recipient]]:
+    return [list(recipients[i : i + SIGNAL_BATCH]) for i in range(0, len(recipients), SIGNAL_BATCH)]
+
+
+async def start_campaign(
+    client: Client, spec: CampaignSpec, *, task_queue: str
+) -> WorkflowHandle[CampaignWorkflow, CampaignResult]:
+    """Start the campaign (refused if its id was ever used) and deliver its recipients."""
+    if not spec.long_living and not spec.recipients:
+        raise ValueError("recipients: a fixed campaign needs at least one recipient")
+    batches = _batches(spec.recipients)
+    handle = await client.start_workflow(
+        CampaignWorkflow.run,
+        CampaignInput(
+            campaign_id=spec.campaign_id,
+            policy=spec.policy(),
+            long_living=spec.long_living,
+            recipients=batches[0] if batches else [],
+            expected_recipients=None if spec.long_living else len(spec.recipients),
+        ),
+        id=campaign_workflow_id(spec.campaign_id),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id)]
+        ),
+        static_summary=f"campaign {spec.campaign_id}: {len(spec.recipients)} recipients"
+        + (" (long-living)" if spec.long_living else ""),
+    )
+    for batch in batches[1:]:
+        await handle.signal(CampaignWorkflow.add_recipients, AddRecipientsInput(recipients=batch))
+    return handle
+
+
+def campaign_handle(
+    client: Client, campaign_id: str
+) -> WorkflowHandle[CampaignWorkflow, CampaignResult]:
+    return client.get_workflow_handle_for(CampaignWorkflow.run, campaign_workflow_id(campaign_id))
+
+
+async def add_recipients(client: Client, campaign_id: str, recipients: Sequence[Recipient]) -> int:
+    """Deliver recipients in batches; the campaign stores them once (a known number is skipped)."""
+    handle = campaign_handle(client, campaign_id)
+    for batch in _batches(recipients):
+        await handle.signal(CampaignWorkflow.add_recipients, AddRecipientsInput(recipients=batch))
+    return len(recipients)
+
+
+async def opt_out(client: Client, campaign_id: str, phone: str) -> None:
+    await campaign_handle(client, campaign_id).signal(
+        CampaignWorkflow.opt_out, OptOutInput(campaign_id=campaign_id, phone=phone)
+    )
+
+
+async def progress(client: Client, campaign_id: str) -> CampaignProgress:
+    return await campaign_handle(client, campaign_id).query(CampaignWorkflow.progress)
+
+
+async def history(client: Client, campaign_id: str, phone: str) -> RecipientHistory:
+    handle = client.get_workflow_handle_for(
+        RecipientWorkflow.run, recipient_workflow_id(campaign_id, phone)
+    )
+    return await handle.query(RecipientWorkflow.history)
+
+
+async def start_single_call(
+    client: Client,
+    recipient: Recipient,
+    policy: CampaignPolicy,
+    *,
+    task_queue: str,
+    workflow_id: str | None = None,
+) -> WorkflowHandle[RecipientWorkflow, RecipientResult]:
+    """One API-triggered call with retries, outside any campaign."""
+    return await client.start_workflow(
+        RecipientWorkflow.run,
+        RecipientInput(campaign_id=None, recipient=recipient, policy=policy),
+        id=workflow_id or f"call/{recipient.phone}/{uuid.uuid4()}",
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        search_attributes=recipient_search_attributes(None, recipient.phone),
+        static_summary=f"call {recipient.phone}",
+    )

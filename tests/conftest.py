@@ -1,0 +1,109 @@
+"""Shared fixtures: the real Temporal servers (time-skipping and local dev), a store, workers.
+
+No mocked Temporal. The time-skipping server makes hours and days pass in milliseconds; the local
+dev server covers what it lacks (end to end through the CLI, visibility, worker crashes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from redialer.binaries import find_binary
+from redialer.dialers.simulated import DialLedger, SimulatedDialer
+from redialer.outcomes import Outcome
+from redialer.settings import Settings
+from redialer.store.store import Store
+from worker import build_worker
+from workflows import search_attributes as sa
+
+_INDEXED = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+}
+
+
+async def register_search_attributes(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                k.name: _INDEXED["Int" if k.name == "AttemptCount" else "Keyword"] for k in sa.ALL
+            },
+        )
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(sa.ALL),
+        ui=False,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'redialer.db'}"
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    opened = Store.open(sqlite_url)
+    yield opened
+    opened.close()
+
+
+class Harness:
+    """A store, a scripted simulated dialer and a worker factory on a fresh task queue."""
+
+    def __init__(self, client: Client, store: Store, script: dict[str, list[Outcome]]):
+        self.client = client
+        self.store = store
+        self.ledger = DialLedger(store)
+        self.dialer = SimulatedDialer(ledger=self.ledger, script=script, instant=True)
+        self.task_queue = f"tq-{uuid.uuid4()}"
+        self.settings = Settings(task_queue=self.task_queue)
+
+    def worker(self) -> Worker:
+        return build_worker(
+            self.client,
+            settings=self.settings,
+            store=self.store,
+            dialer=self.dialer,
+            task_queue=self.task_queue,
+        )
+
+
+@pytest.fixture
+def harness_for(store: Store):  # type: ignore[no-untyped-def]
+    def make(env: WorkflowEnvironment, script: dict[str, list[Outcome]] | None = None) -> Harness:
+        return Harness(env.client, store, script or {})
+
+    return make

@@ -1,0 +1,240 @@
+"""CampaignWorkflow on the time-skipping server: fan-out, add, pause, resume, stop, long-living."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from redialer.campaign import CampaignSpec
+from redialer.outcomes import FinalStatus, Outcome
+from redialer.payloads import CampaignProgress, CampaignState
+from redialer.recipients import Recipient
+from starter import campaigns
+from workflows.campaign import CampaignWorkflow
+from workflows.recipient import RecipientWorkflow
+
+B, N, C, V = Outcome.BUSY, Outcome.NO_ANSWER, Outcome.COMPLETED, Outcome.VOICEMAIL
+PHONES = [f"+1650555{n:04d}" for n in range(100, 130)]
+_ids = iter(range(10_000))
+
+
+def spec(
+    phones: list[str], *, delay: float = 3600, retries: int = 3, **extra: object
+) -> CampaignSpec:
+    return CampaignSpec.model_validate(
+        {
+            "campaign_id": f"c{next(_ids)}-{id(extra)}",
+            "timezone": "America/Los_Angeles",
+            "retry": {"strategy": {"type": "fixed_delay", "delay": delay, "max_retries": retries}},
+            "recipients": [{"phone": p, "variables": {"i": i}} for i, p in enumerate(phones)],
+            **extra,
+        }
+    )
+
+
+async def wait_progress(
+    handle: WorkflowHandle,  # type: ignore[type-arg]
+    check: Callable[[CampaignProgress], bool],
+    *,
+    skip: WorkflowEnvironment | None = None,
+    timeout: float = 30.0,
+) -> CampaignProgress:
+    """Poll the progress query; with `skip`, let simulated time run 5 minutes per poll."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        p = await handle.query(CampaignWorkflow.progress)
+        if check(p):
+            return p
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"progress never matched: {p}")
+        if skip is not None:
+            await skip.sleep(300)
+        else:
+            await asyncio.sleep(0.05)
+
+
+async def test_fixed_campaign_completes_with_every_status_counted(time_skipping_env, harness_for):
+    """A fixed campaign dials everyone through their retries and completes with exact counts."""
+    phones = PHONES[:6]
+    script = {
+        phones[0]: [C],
+        phones[1]: [B, C],
+        phones[2]: [N, N, N, N],
+        phones[3]: [V],
+        phones[4]: [Outcome.INVALID_NUMBER],
+        phones[5]: [B, N, C],
+    }
+    h = harness_for(time_skipping_env, script)
+    s = spec(phones)
+    async with h.worker():
+        handle = await campaigns.start_campaign(
+            time_skipping_env.client, s, task_queue=h.task_queue
+        )
+        result = await handle.result()
+        progress = await handle.query(CampaignWorkflow.progress)
+    assert result.state is CampaignState.COMPLETED
+    assert result.by_status == {
+        "completed": 3,
+        "all_retries_exhausted": 1,
+        "voicemail_final": 1,
+        "invalid_number": 1,
+    }
+    assert (progress.total, progress.final, progress.active) == (6, 6, 0)
+    # Every attempt is a call record of its own, grouped by the recipient workflow id.
+    assert sorted(len(h.ledger.dials_for(p)) for p in phones) == [1, 1, 1, 2, 3, 4]
+    assert all(n == 1 for n in h.ledger.placements().values())
+
+
+async def test_duplicate_numbers_are_called_once(time_skipping_env, harness_for):
+    """A number listed twice, or added again later, is called once."""
+    phones = PHONES[6:9]
+    h = harness_for(time_skipping_env, {p: [C] for p in phones})
+    s = spec(phones + [phones[0]], long_living=True)
+    async with h.worker():
+        handle = await campaigns.start_campaign(
+            time_skipping_env.client, s, task_queue=h.task_queue
+        )
+        await wait_progress(handle, lambda p: p.final == 3, skip=time_skipping_env)
+        await campaigns.add_recipients(
+            time_skipping_env.client, s.campaign_id, [Recipient(phone=phones[1])]
+        )
+        await handle.signal(CampaignWorkflow.stop)
+        result = await handle.result()
+    assert result.total == 3
+    assert [len(h.ledger.dials_for(p)) for p in phones] == [1, 1, 1]
+
+
+async def test_long_living_campaign_stays_open_and_takes_new_recipients(
+    time_skipping_env, harness_for
+):
+    """A long-living campaign stays open when everyone is final and calls recipients added later."""
+    first, later = PHONES[9:11], PHONES[11:13]
+    h = harness_for(time_skipping_env, {p: [B, C] for p in first + later})
+    s = spec(first, long_living=True)
+    async with h.worker():
+        handle = await campaigns.start_campaign(
+            time_skipping_env.client, s, task_queue=h.task_queue
+        )
+        await wait_progress(handle, lambda p: p.final == 2, skip=time_skipping_env)
+        await time_skipping_env.sleep(7 * 24 * 3600)  # a week later it is still open
+        desc = await handle.describe()
+        assert desc.status is not None and desc.status.name == "RUNNING"
+        await campaigns.add_recipients(
+            time_skipping_env.client, s.campaign_id, [Recipient(phone=p) for p in later]
+        )
+        p = await wait_progress(handle, lambda p: p.final == 4, skip=time_skipping_env)
+        assert p.by_status == {"completed": 4}
+        await handle.signal(CampaignWorkflow.stop)
+        result = await handle.result()
+    assert result.state is CampaignState.STOPPED
+    assert all(len(h.ledger.dials_for(x)) == 2 for x in first + later)
+
+
+async def test_stop_cancels_waiting_recipients_and_dials_nobody_after(
+    time_skipping_env, harness_for
+):
+    """After stop no call is placed; every waiting recipient ends canceled."""
+    phones = PHONES[13:18]
+    h = harness_for(time_skipping_env, {p: [N] for p in phones})
+    s = spec(phones, delay=10800, retries=5)
+    with time_skipping_env.auto_time_skipping_disabled():
+        async with h.worker():
+            handle = await campaigns.start_campaign(
+                time_skipping_env.client, s, task_queue=h.task_queue
+            )
+            await wait_progress(handle, lambda p: p.total == 5)
+            await _all_waiting(time_skipping_env, s.campaign_id, phones)
+            await handle.signal(CampaignWorkflow.stop)
+            result = await handle.result()
+    assert result.state is CampaignState.STOPPED
+    assert result.by_status == {"canceled": 5}
+    assert all(len(h.ledger.dials_for(p)) == 1 for p in phones)
+    assert h.store.campaign_state(s.campaign_id) == "stopped"
+
+
+async def _all_waiting(env: WorkflowEnvironment, campaign_id: str, phones: list[str]) -> None:
+    for phone in phones:
+        for _ in range(400):
+            try:
+                history = await campaigns.history(env.client, campaign_id, phone)
+            except Exception:
+                history = None
+            if history and history.next_attempt and history.next_attempt.attempt == 2:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"{phone} never waited for attempt 2")
+
+
+async def test_pause_holds_retries_and_resume_continues(time_skipping_env, harness_for):
+    """While paused nobody is dialed, however long; after resume the retries go on."""
+    phones = PHONES[18:21]
+    h = harness_for(time_skipping_env, {p: [B, C] for p in phones})
+    s = spec(phones, delay=600, retries=2)
+    async with h.worker():
+        handle = await campaigns.start_campaign(
+            time_skipping_env.client, s, task_queue=h.task_queue
+        )
+        with time_skipping_env.auto_time_skipping_disabled():
+            await wait_progress(handle, lambda p: p.total == 3)
+            await _all_waiting(time_skipping_env, s.campaign_id, phones)
+            await handle.signal(CampaignWorkflow.pause)
+            await wait_progress(handle, lambda p: p.state is CampaignState.PAUSED)
+            for phone in phones:
+                await _wait_status(time_skipping_env, s.campaign_id, phone, "paused")
+        await time_skipping_env.sleep(2 * 24 * 3600)  # two days pass: still nobody dialed
+        assert all(len(h.ledger.dials_for(p)) == 1 for p in phones)
+        await handle.signal(CampaignWorkflow.resume)
+        result = await handle.result()
+    assert result.by_status == {"completed": 3}
+    assert all(len(h.ledger.dials_for(p)) == 2 for p in phones)
+
+
+async def _wait_status(env: WorkflowEnvironment, campaign_id: str, phone: str, status: str) -> None:
+    for _ in range(400):
+        if (await campaigns.history(env.client, campaign_id, phone)).status == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{phone} never became {status}")
+
+
+async def test_opt_out_through_the_campaign(time_skipping_env, harness_for):
+    """opt-out ends a waiting recipient as opted_out and suppresses the number."""
+    phones = PHONES[21:23]
+    h = harness_for(time_skipping_env, {p: [N, C] for p in phones})
+    s = spec(phones, delay=7200, retries=2)
+    async with h.worker():
+        handle = await campaigns.start_campaign(
+            time_skipping_env.client, s, task_queue=h.task_queue
+        )
+        with time_skipping_env.auto_time_skipping_disabled():
+            await wait_progress(handle, lambda p: p.total == 2)
+            await _all_waiting(time_skipping_env, s.campaign_id, phones)
+            await campaigns.opt_out(time_skipping_env.client, s.campaign_id, phones[0])
+            await wait_progress(handle, lambda p: p.by_status.get("opted_out") == 1)
+        result = await handle.result()
+    assert result.by_status == {"opted_out": 1, "completed": 1}
+    assert h.store.suppression_reason(phones[0]) == "opted_out"
+    assert len(h.ledger.dials_for(phones[0])) == 1
+
+
+async def test_retry_now_on_a_campaign_recipient(time_skipping_env, harness_for):
+    """retry_now sent to a recipient of a campaign dials it without the delay."""
+    phone = PHONES[23]
+    h = harness_for(time_skipping_env, {phone: [B, C]})
+    s = spec([phone], delay=10800, retries=1)
+    with time_skipping_env.auto_time_skipping_disabled():
+        async with h.worker():
+            handle = await campaigns.start_campaign(
+                time_skipping_env.client, s, task_queue=h.task_queue
+            )
+            await _all_waiting(time_skipping_env, s.campaign_id, [phone])
+            recipient = time_skipping_env.client.get_workflow_handle(
+                f"campaign/{s.campaign_id}/recipient/{phone}"
+            )
+            await recipient.signal(RecipientWorkflow.retry_now)
+            result = await asyncio.wait_for(handle.result(), 30)
+    assert result.by_status == {FinalStatus.COMPLETED.value: 1}
