@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from starter import campaign_commands as run
-from starter import demo as demo_command
 from starter import spec_commands
 
 app = typer.Typer(
@@ -26,7 +25,7 @@ app.command()(run.progress)
 app.command()(run.history)
 app.command()(run.worker)
 app.command()(run.server)
-app.command()(demo_command.demo)
+app.command()(run.demo)
 
 
 def main() -> None:

@@ -12,10 +12,8 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
 from urllib.parse import quote
 
-import typer
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -145,20 +143,7 @@ async def _run(recipients: int, workdir: Path, keep: bool) -> None:
         server.wait(timeout=30)
 
 
-def demo(
-    recipients: Annotated[int, typer.Option(min=5, max=2000, help="How many recipients.")] = 60,
-    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its files.")] = Path(
-        ".redialer/demo"
-    ),
-    keep: Annotated[
-        bool | None,
-        typer.Option(
-            "--keep/--no-keep",
-            help="Keep the server up for the Web UI (default: when interactive).",
-        ),
-    ] = None,
-) -> None:
-    """Run a demo campaign end to end on the embedded server with the simulated dialer."""
+def run_demo(*, recipients: int, workdir: Path, keep: bool | None) -> None:
     configure_logging(level="WARNING")
     try:
         asyncio.run(_run(recipients, workdir, sys.stdin.isatty() if keep is None else keep))

@@ -15,8 +15,6 @@ from pathlib import Path
 from redialer.binaries import find_binary
 from workflows import search_attributes as sa
 
-DEFAULT_DB = Path(".redialer/temporal.db")
-
 
 def server_command(
     *, port: int, ui_port: int, db: Path | None, headless: bool = False
