@@ -13,7 +13,6 @@ import sys
 from datetime import timedelta
 
 import structlog
-from pydantic import ValidationError
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -23,7 +22,7 @@ from activities.dialing import DialActivities
 from redialer.dialers.base import Dialer
 from redialer.dialers.simulated import DialLedger, SimulatedDialer, load_script
 from redialer.logs import configure_logging
-from redialer.settings import Settings
+from redialer.settings import Settings, SettingsError, get_settings
 from redialer.store.store import Store
 from starter.client import connect
 from workflows import search_attributes as sa
@@ -119,12 +118,10 @@ async def run_worker(settings: Settings) -> None:
 
 def main() -> None:
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            name = ".".join(str(p) for p in err["loc"]).upper()
-            print(f"invalid setting {name}: {err['msg']}", file=sys.stderr)
-        raise SystemExit(2) from exc
+        settings = get_settings()
+    except SettingsError as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
+        raise
     asyncio.run(run_worker(settings))
 
 

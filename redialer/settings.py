@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from redialer.limits import Limits
@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     Secrets are `SecretStr`, so they never appear in logs or reprs.
     """
 
-    model_config = SettingsConfigDict(env_prefix="REDIALER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="REDIALER_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     temporal_address: str = Field(
         default="localhost:7233",
@@ -71,6 +73,11 @@ class Settings(BaseSettings):
             )
         return value
 
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        """A password inside the database URL is a secret too."""
+        for name, value in super().__repr_args__():
+            yield name, (self.safe_summary()["database"] if name == "database_url" else value)
+
     @property
     def limits(self) -> Limits:
         return Limits(max_retries=self.max_retries_limit, max_delay_seconds=self.max_delay_limit)
@@ -91,7 +98,42 @@ class Settings(BaseSettings):
         }
 
 
+def env_name(field: str) -> str:
+    """The environment variable a user sets for a settings field."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"REDIALER_{field.upper()}"
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per bad setting: the variable, the value (never a secret's) and the rule."""
+    lines = []
+    for err in error.errors(include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else ""
+        name = env_name(field) if field in Settings.model_fields else field.upper()
+        secret = (
+            Settings.model_fields.get(field) is not None
+            and "secret" in str(Settings.model_fields[field].annotation).lower()
+        )
+        value = "***" if secret else repr(err.get("input"))
+        rule = err["msg"].removeprefix("Value error, ")
+        lines.append(f"invalid setting {name}={value}: {rule}")
+    return lines
+
+
+class SettingsError(SystemExit):
+    """Raised by `get_settings` when the environment is invalid; carries the lines to print."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        super().__init__(2)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, validated on first use (at process start in the entry points)."""
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from exc

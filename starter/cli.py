@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from starter import campaign_commands as run
@@ -29,4 +31,10 @@ app.command()(run.demo)
 
 
 def main() -> None:
-    app()
+    from redialer.settings import SettingsError
+
+    try:
+        app()
+    except SettingsError as exc:  # raised before any command could act
+        print("\n".join(exc.lines), file=sys.stderr)
+        raise

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
+from sqlmodel import SQLModel
 from temporalio.testing import WorkflowEnvironment
 
 from redialer.dialers.simulated import DialLedger
@@ -107,19 +107,9 @@ def cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.Com
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A clean PostgreSQL database for one test (tables dropped before and after)."""
-    engine = sqlalchemy.create_engine(
-        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://")
-    )
-    with engine.begin() as conn:
-        for table in (
-            "callrecordrow",
-            "campaignrecipientrow",
-            "campaignrow",
-            "suppressionrow",
-            "simulateddialrow",
-        ):
-            conn.execute(sqlalchemy.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-    engine.dispose()
+    store = Store.open(POSTGRES_URL)
+    SQLModel.metadata.drop_all(store.engine)
+    store.close()
     yield POSTGRES_URL
 
 

@@ -47,6 +47,8 @@ DURATIONS: dict[Outcome, tuple[float, float]] = {
     Outcome.BUSY: (2, 6),
 }
 _SHORT = (1.0, 4.0)
+#: Wall-clock seconds past a call's end after which its placing process is presumed dead.
+LIVENESS_SLACK = 5.0
 
 Script = dict[str, list[Outcome]]
 
@@ -111,6 +113,7 @@ class DialLedger:
             attempt=request.attempt,
             call_id=call_id,
             started_at=started_at,
+            claimed_at=datetime.now(UTC),
         )
         try:
             with Session(self._engine) as session:
@@ -215,5 +218,5 @@ class SimulatedDialer:
 
     async def _still_ringing(self, row: SimulatedDialRow, duration: float) -> bool:
         """Another live process may still be in this call; past its length plus slack, it is not."""
-        elapsed = (datetime.now(UTC) - aware(row.started_at)).total_seconds() * self._speed
-        return elapsed < duration + 5 * self._speed
+        elapsed = (datetime.now(UTC) - aware(row.claimed_at)).total_seconds()
+        return elapsed < duration / self._speed + LIVENESS_SLACK

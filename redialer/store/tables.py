@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -13,8 +13,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as UTC, read back timezone-aware, on every database.
+
+    SQLite keeps no offset: without this, a time written with -05:00 would come back five hours
+    off. Naive datetimes are refused rather than guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store only timezone-aware times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _when(**kwargs: Any) -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+    return Field(sa_column=Column(UtcDateTime(), **kwargs))
 
 
 class CallRecordRow(SQLModel, table=True):
@@ -89,5 +112,6 @@ class SimulatedDialRow(SQLModel, table=True):
     placements: int = 1
     outcome: str | None = None
     call_id: str
-    started_at: datetime = _when(nullable=False)
+    started_at: datetime = _when(nullable=False)  # the call's time (Temporal's clock)
     ended_at: datetime | None = _when(nullable=True)
+    claimed_at: datetime = _when(nullable=False)  # wall clock: is the placing process still live?
