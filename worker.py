@@ -22,6 +22,7 @@ from activities.dialing import DialActivities
 from redialer.dialers.base import Dialer
 from redialer.dialers.simulated import DialLedger, SimulatedDialer, load_script
 from redialer.logs import configure_logging
+from redialer.process_exit import exit_now
 from redialer.settings import Settings, SettingsError, get_settings
 from redialer.store.store import Store
 from starter.client import connect
@@ -121,8 +122,12 @@ def main() -> None:
         settings = get_settings()
     except SettingsError as exc:
         print("\n".join(exc.lines), file=sys.stderr)
-        raise
-    asyncio.run(run_worker(settings))
+        exit_now(2)
+    try:
+        asyncio.run(run_worker(settings))
+    except SystemExit as exc:
+        exit_now(exc.code)
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class CampaignActivities:
             input.campaign_id,
             input.recipients,
             workflow_id_for=lambda phone: recipient_workflow_id(input.campaign_id, phone),
+            campaign_timezone=input.campaign_timezone,
         )
         log.info(
             "recipients queued",

@@ -96,6 +96,7 @@ class DialActivities:
                 variables=input.recipient.variables,
                 metadata=input.recipient.metadata,
             )
+            await self._note_dialing(input, datetime.now(UTC))
             async with _heartbeating():
                 result = await self._dialer.dial(request)
             record = AttemptRecord(
@@ -115,7 +116,15 @@ class DialActivities:
             record=record,
             variables=input.recipient.variables,
         )
+        await self._note_dialing(input, None)
         return DialResult(attempt=record)
+
+    async def _note_dialing(self, input: DialInput, since: datetime | None) -> None:
+        """Calls in progress, for `redialer watch` (campaign recipients only)."""
+        if input.campaign_id is not None:
+            await asyncio.to_thread(
+                self._store.mark_dialing, input.campaign_id, input.recipient.phone, since
+            )
 
     async def _campaign_gate(self, campaign_id: str) -> DialSkip | None:
         """No dial after `stop`, none while paused: the store is the truth across workers."""

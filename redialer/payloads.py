@@ -165,6 +165,7 @@ class RecordFinalInput(BaseModel):
 class EnqueueRecipientsInput(BaseModel):
     campaign_id: str
     recipients: list[Recipient]
+    campaign_timezone: str = "UTC"  # to resolve each recipient's zone for reports
 
 
 class EnqueueRecipientsResult(BaseModel):

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from starter import campaign_commands as run
+from starter import report_commands as insight
 from starter import spec_commands
 
 app = typer.Typer(
@@ -28,13 +29,20 @@ app.command()(run.history)
 app.command()(run.worker)
 app.command()(run.server)
 app.command()(run.demo)
+app.command()(insight.report)
+app.command()(insight.export)
+app.command()(insight.watch)
 
 
 def main() -> None:
+    from redialer.process_exit import exit_now
     from redialer.settings import SettingsError
 
     try:
         app()
     except SettingsError as exc:  # raised before any command could act
         print("\n".join(exc.lines), file=sys.stderr)
-        raise
+        exit_now(2)
+    except SystemExit as exc:  # typer ends every command this way
+        exit_now(exc.code)
+    exit_now(0)

@@ -107,3 +107,20 @@ def harness_for(store: Store):  # type: ignore[no-untyped-def]
         return Harness(env.client, store, script or {})
 
     return make
+
+
+_exit_status: list[int] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest has reported everything, skip interpreter teardown (see process_exit)."""
+    if _exit_status and not hasattr(config, "workerinput"):
+        from redialer.process_exit import exit_now
+
+        exit_now(_exit_status[-1])

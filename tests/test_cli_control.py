@@ -133,3 +133,31 @@ async def test_redialer_server_registers_the_search_attributes(tmp_path: Path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+async def test_watch_follows_a_campaign_until_it_ends(
+    dev_env: WorkflowEnvironment, harness_for, tmp_path: Path, sqlite_url: str
+):
+    """`redialer watch` shows progress and upcoming retries, and returns when the campaign ends."""
+    phones = ["+13125550301", "+13125550302"]
+    h = harness_for(dev_env, {p: [Outcome.NO_ANSWER, Outcome.COMPLETED] for p in phones})
+    address = dev_env.client.service_client.config.target_host
+    campaign_id = f"watch-{uuid.uuid4().hex[:6]}"
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "campaign_id": campaign_id,
+                "retry": {"strategy": {"type": "fixed_delay", "delay": 3, "max_retries": 1}},
+                "recipients": [{"phone": p} for p in phones],
+            }
+        )
+    )
+    async with h.worker():
+        assert (await cli(address, h.task_queue, "start", str(spec))).returncode == 0
+        watched = await cli(
+            address, h.task_queue, "watch", campaign_id, "--database", sqlite_url, "--every", "0.3"
+        )
+    assert watched.returncode == 0, watched.stderr
+    assert f"campaign {campaign_id} completed: 2/2 final" in watched.stdout
+    assert "completed" in watched.stdout and "calls in progress" in watched.stdout

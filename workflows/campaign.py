@@ -133,7 +133,11 @@ class CampaignWorkflow:
         batch, self._inbox = self._inbox[:BATCH], self._inbox[BATCH:]
         result = await workflow.execute_activity_method(
             CampaignActivities.enqueue_recipients,
-            EnqueueRecipientsInput(campaign_id=self._input.campaign_id, recipients=batch),
+            EnqueueRecipientsInput(
+                campaign_id=self._input.campaign_id,
+                recipients=batch,
+                campaign_timezone=self._input.policy.timezone,
+            ),
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=STORE_RETRY,
             summary=f"store {len(batch)} recipients",

@@ -27,6 +27,7 @@ from redialer.store.tables import (
     SuppressionRow,
     utcnow,
 )
+from redialer.zones import recipient_zone_name
 
 
 def aware(value: datetime) -> datetime:
@@ -162,6 +163,7 @@ class Store:
         recipients: Sequence[Recipient],
         *,
         workflow_id_for: Callable[[str], str],
+        campaign_timezone: str = "UTC",
     ) -> tuple[int, int]:
         """Queue new recipients; returns (accepted, duplicates). A known number is left alone."""
         with Session(self.engine) as session:
@@ -179,6 +181,9 @@ class Store:
                 "seq": seq + i + 1,
                 "state": "queued",
                 "timezone": r.timezone,
+                "zone": recipient_zone_name(
+                    own=r.timezone, phone=r.phone, campaign=campaign_timezone
+                ),
                 "variables": r.variables,
                 "metadata": r.metadata,
                 "updated_at": now,
@@ -251,6 +256,80 @@ class Store:
                 .values(state="final", status=status, attempts=attempts, updated_at=utcnow())
             )
             session.commit()
+
+    def mark_dialing(self, campaign_id: str, phone: str, since: datetime | None) -> None:
+        """Note that a call to this recipient is up (or, with None, that it ended)."""
+        with Session(self.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(CampaignRecipientRow)
+                .where(
+                    col(CampaignRecipientRow.campaign_id) == campaign_id,
+                    col(CampaignRecipientRow.phone) == phone,
+                )
+                .values(dialing_since=since)
+            )
+            session.commit()
+
+    def calls_in_progress(self, campaign_id: str) -> int:
+        with Session(self.engine) as session:
+            return session.exec(
+                select(func.count()).where(
+                    CampaignRecipientRow.campaign_id == campaign_id,
+                    col(CampaignRecipientRow.dialing_since).is_not(None),
+                )
+            ).one()
+
+    def report_rows(self, campaign_id: str) -> tuple[list[Any], list[Any]]:
+        """(phone, zone, state, status) per recipient and (phone, attempt, outcome, started_at,
+        dialed) per attempt: plain tuples, so 100,000 records load in a fraction of a second."""
+        with Session(self.engine) as session:
+            recipients = session.exec(
+                select(
+                    CampaignRecipientRow.phone,
+                    CampaignRecipientRow.zone,
+                    CampaignRecipientRow.state,
+                    CampaignRecipientRow.status,
+                ).where(CampaignRecipientRow.campaign_id == campaign_id)
+            ).all()
+            records = session.exec(
+                select(
+                    CallRecordRow.phone,
+                    CallRecordRow.attempt,
+                    CallRecordRow.outcome,
+                    CallRecordRow.started_at,
+                    CallRecordRow.dialed,
+                ).where(CallRecordRow.campaign_id == campaign_id)
+            ).all()
+        return list(recipients), list(records)
+
+    def recipients_for_export(
+        self, campaign_id: str, statuses: Iterable[str] | None = None
+    ) -> list[CampaignRecipientRow]:
+        query = select(CampaignRecipientRow).where(CampaignRecipientRow.campaign_id == campaign_id)
+        if statuses is not None:
+            query = query.where(col(CampaignRecipientRow.status).in_(list(statuses)))
+        with Session(self.engine) as session:
+            return list(session.exec(query.order_by(col(CampaignRecipientRow.seq))).all())
+
+    def last_outcomes(self, campaign_id: str) -> dict[str, str]:
+        """Each recipient's last recorded outcome."""
+        latest = (
+            select(CallRecordRow.phone, func.max(CallRecordRow.attempt).label("attempt"))
+            .where(CallRecordRow.campaign_id == campaign_id)
+            .group_by(CallRecordRow.phone)
+            .subquery()
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(CallRecordRow.phone, CallRecordRow.outcome)
+                .join(
+                    latest,
+                    (CallRecordRow.phone == latest.c.phone)
+                    & (CallRecordRow.attempt == latest.c.attempt),
+                )
+                .where(CallRecordRow.campaign_id == campaign_id)
+            ).all()
+        return dict(rows)
 
     def recipient_counts(self, campaign_id: str) -> dict[str, int]:
         """Recipients by state, and final ones by status (`final:completed`)."""

@@ -74,7 +74,9 @@ class CampaignRecipientRow(SQLModel, table=True):
     state: str = "queued"  # queued | started | final
     status: str | None = None
     attempts: int = 0
-    timezone: str | None = None
+    timezone: str | None = None  # the recipient's own, as given
+    zone: str = "UTC"  # the zone its windows are read in (own, else its number's, else campaign's)
+    dialing_since: datetime | None = _when(nullable=True)  # a call is up right now
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON))
     updated_at: datetime = _when(nullable=False)

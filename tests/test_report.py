@@ -1,0 +1,216 @@
+"""Campaign insight: every metric on a campaign with a known outcome script, checked by hand."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from redialer.campaign import CampaignSpec
+from redialer.outcomes import Outcome
+from redialer.store.store import Store
+from starter import campaigns
+from starter.cli import app
+from starter.plots import draw_report
+from starter.report_commands import campaign_report, export_rows
+
+B, N, C, V, F = (
+    Outcome.BUSY,
+    Outcome.NO_ANSWER,
+    Outcome.COMPLETED,
+    Outcome.VOICEMAIL,
+    Outcome.FAILED,
+)
+P = [f"+1212555{n:04d}" for n in range(700, 706)]  # New York numbers
+SCRIPT = {P[0]: [C], P[1]: [B, C], P[2]: [N, N, C], P[3]: [N, N, N, N], P[4]: [V], P[5]: [F, F]}
+runner = CliRunner()
+
+
+async def run_campaign(
+    env,
+    harness_for,
+    campaign_id: str,
+    script: dict[str, list[Outcome]],  # type: ignore[no-untyped-def]
+    retries: int = 3,
+) -> Store:
+    h = harness_for(env, script)
+    spec = CampaignSpec.model_validate(
+        {
+            "campaign_id": campaign_id,
+            "retry": {"strategy": {"type": "fixed_delay", "delay": 600, "max_retries": retries}},
+            "recipients": [
+                {"phone": p, "variables": {"name": f"n{i}", "score": i}}
+                for i, p in enumerate(script)
+            ],
+        }
+    )
+    async with h.worker():
+        handle = await campaigns.start_campaign(env.client, spec, task_queue=h.task_queue)
+        await handle.result()
+    return h.store
+
+
+@pytest.fixture
+async def known(time_skipping_env, harness_for) -> Store:  # type: ignore[no-untyped-def]
+    """The scripted campaign, run once per test under the id `known` in this test's store."""
+    h = harness_for(time_skipping_env, SCRIPT)
+    unique = f"known-{h.task_queue[-12:]}"
+    store = await run_campaign(time_skipping_env, harness_for, unique, SCRIPT)
+    with store.engine.begin() as conn:  # rename, so the assertions can name the campaign
+        for table in ("call_records", "campaign_recipients", "campaigns"):
+            conn.exec_driver_sql(
+                f"UPDATE {table} SET campaign_id = 'known' WHERE campaign_id = ?", (unique,)
+            )
+    return store
+
+
+async def test_every_metric_matches_the_hand_computed_values(known: Store):
+    """Connection rates per attempt, conversions, outcomes and calls agree with the script."""
+    r = campaign_report(known, "known")
+    assert (r.recipients, r.final) == (6, 6)
+    assert r.by_status == {
+        "completed": 3,
+        "all_retries_exhausted": 1,
+        "voicemail_final": 1,
+        "failed": 1,
+    }
+    assert r.connection_rate == 0.5
+    assert [(a.attempt, a.calls, a.connected) for a in r.attempts] == [
+        (1, 6, 1),
+        (2, 4, 1),
+        (3, 2, 1),
+        (4, 1, 0),
+    ]
+    assert [a.connection_rate for a in r.attempts] == [0.1667, 0.25, 0.5, 0.0]
+    assert [a.cumulative_rate for a in r.attempts] == [0.1667, 0.3333, 0.5, 0.5]
+    assert [a.incremental_gain for a in r.attempts] == [0.1667, 0.1667, 0.1667, 0.0]
+    assert r.average_attempts_to_connect == 2.0  # (1 + 2 + 3) / 3
+    assert (r.recipients_retried, r.completed_after_retry, r.retry_conversion_rate) == (4, 2, 0.5)
+    assert r.unreachable_rate == 0.1667
+    assert r.outcomes == {"no_answer": 6, "completed": 3, "failed": 2, "busy": 1, "voicemail": 1}
+    assert r.calls_placed == 13
+    assert r.calls_per_connection == 4.3333
+    assert sum(b.calls for b in r.answer_rate_by_hour.values()) == 13
+    assert sum(b.answered for b in r.answer_rate_by_hour.values()) == 3
+    assert sum(b.calls for b in r.answer_rate_by_weekday.values()) == 13
+
+
+async def test_report_json_through_the_cli(known: Store, sqlite_url: str):
+    """`redialer report --json` prints the same numbers from the store."""
+    result = runner.invoke(app, ["report", "known", "--json", "--database", sqlite_url])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["connection_rate"] == 0.5 and data["calls_placed"] == 13
+    assert data["attempts"][1] == {
+        "attempt": 2,
+        "calls": 4,
+        "connected": 1,
+        "connection_rate": 0.25,
+        "cumulative_rate": 0.3333,
+        "incremental_gain": 0.1667,
+    }
+
+
+async def test_export_round_trips_through_a_csv_reader(
+    known: Store, sqlite_url: str, tmp_path: Path
+):
+    """The follow-up export lists exactly the unreached recipients, with variables and outcomes."""
+    out = tmp_path / "follow-up.csv"
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "known",
+            "--status",
+            "all_retries_exhausted,failed",
+            "--format",
+            "csv",
+            "-o",
+            str(out),
+            "--database",
+            sqlite_url,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert rows == [
+        {
+            "phone": P[3],
+            "status": "all_retries_exhausted",
+            "attempts": "4",
+            "last_outcome": "no_answer",
+            "timezone": "America/New_York",
+            "var.name": "n3",
+            "var.score": "3",
+        },
+        {
+            "phone": P[5],
+            "status": "failed",
+            "attempts": "2",
+            "last_outcome": "failed",
+            "timezone": "America/New_York",
+            "var.name": "n5",
+            "var.score": "5",
+        },
+    ]
+    jsonl = runner.invoke(
+        app,
+        [
+            "export",
+            "known",
+            "--status",
+            "voicemail_final",
+            "--format",
+            "jsonl",
+            "--database",
+            sqlite_url,
+        ],
+    )
+    (line,) = jsonl.stdout.strip().splitlines()
+    assert json.loads(line)["variables"] == {"name": "n4", "score": 4}
+    assert export_rows(known, "known", ["completed"])[0]["phone"] == P[0]
+
+
+def test_export_refuses_unknown_statuses_and_formats(sqlite_url: str):
+    """A typo in --status or --format exits 2 naming the option and the value."""
+    bad = runner.invoke(
+        app, ["export", "x", "--status", "failed,unreached", "--database", sqlite_url]
+    )
+    assert bad.exit_code == 2 and "--status[1]: 'unreached'" in bad.stderr
+    bad = runner.invoke(app, ["export", "x", "--format", "xlsx", "--database", sqlite_url])
+    assert bad.exit_code == 2 and "--format: 'xlsx'" in bad.stderr
+
+
+async def test_ab_comparison_and_plot(
+    time_skipping_env, harness_for, sqlite_url: str, tmp_path: Path
+):
+    """Two campaigns side by side, and a real PNG with labelled axes."""
+    suffix = harness_for(time_skipping_env).task_queue[-8:]
+    ids = [f"strategy-a-{suffix}", f"strategy-b-{suffix}"]
+    store = await run_campaign(time_skipping_env, harness_for, ids[0], SCRIPT, retries=1)
+    await run_campaign(time_skipping_env, harness_for, ids[1], SCRIPT, retries=3)
+    a, b = campaign_report(store, ids[0]), campaign_report(store, ids[1])
+    assert (a.connection_rate, a.calls_placed) == (0.3333, 10)  # P2 never gets its 3rd try
+    assert (b.connection_rate, b.calls_placed) == (0.5, 13)
+    png = tmp_path / "ab.png"
+    result = runner.invoke(app, ["report", *ids, "--plot", str(png), "--database", sqlite_url])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert ids[0] in lines[0] and ids[1] in lines[0]
+    assert any(
+        line.startswith("connection rate") and "33.3%" in line and "50.0%" in line for line in lines
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    labels = draw_report([a, b], tmp_path / "again.png")
+    assert "attempt number" in labels and "local hour (recipient's time zone)" in labels
+    assert "cumulative connection rate (%)" in labels
+
+
+def test_report_of_an_unknown_campaign_says_so(sqlite_url: str):
+    """A campaign with no records is a clear error, not an empty report."""
+    Store.open(sqlite_url).close()
+    result = runner.invoke(app, ["report", "nope", "--database", sqlite_url])
+    assert result.exit_code == 1 and "no recipients or call records" in result.stderr
