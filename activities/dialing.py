@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from redialer.dialers.base import CallRequest, Dialer, idempotency_key
 from redialer.outcomes import FinalStatus, Outcome
@@ -32,13 +34,29 @@ log = structlog.get_logger(__name__)
 
 #: How often a dial in progress tells Temporal the worker is still alive.
 HEARTBEAT_EVERY = 5.0
+#: A call slot is held this long past the last heartbeat: a dead worker's slot frees itself.
+SLOT_LEASE = timedelta(seconds=60)
+
+
+def _busy(message: str, *, kind: str, after: float) -> ApplicationError:
+    """Try again later, spread out; activity retries cost no history events."""
+    return ApplicationError(
+        message,
+        type=kind,
+        next_retry_delay=timedelta(seconds=after + random.uniform(0, 1.5)),
+        category=ApplicationErrorCategory.BENIGN,  # expected under load: not logged as a failure
+    )
 
 
 @contextlib.asynccontextmanager
-async def _heartbeating(every: float = HEARTBEAT_EVERY) -> AsyncIterator[None]:
+async def _heartbeating(
+    every: float = HEARTBEAT_EVERY, also: Callable[[], None] | None = None
+) -> AsyncIterator[None]:
     async def beat() -> None:
         while True:
             activity.heartbeat()
+            if also is not None:
+                await asyncio.to_thread(also)
             await asyncio.sleep(every)
 
     task = asyncio.create_task(beat())
@@ -96,9 +114,14 @@ class DialActivities:
                 variables=input.recipient.variables,
                 metadata=input.recipient.metadata,
             )
-            await self._note_dialing(input, datetime.now(UTC))
-            async with _heartbeating():
-                result = await self._dialer.dial(request)
+            holds_slot = await self._take_slot(input, key)
+            try:
+                await self._note_dialing(input, datetime.now(UTC))
+                async with _heartbeating(also=self._renewer(input, key) if holds_slot else None):
+                    result = await self._dialer.dial(request)
+            finally:
+                if holds_slot and input.campaign_id:
+                    await asyncio.to_thread(self._store.release_slot, input.campaign_id, key)
             record = AttemptRecord(
                 attempt=input.attempt,
                 outcome=result.outcome,
@@ -125,6 +148,51 @@ class DialActivities:
             await asyncio.to_thread(
                 self._store.mark_dialing, input.campaign_id, input.recipient.phone, since
             )
+
+    async def _take_slot(self, input: DialInput, key: str) -> bool:
+        """Hold one of the campaign's call slots and a dial-rate ticket, or retry later."""
+        campaign = input.campaign_id
+        if campaign is None:
+            return False
+        holds = False
+        if input.max_concurrent_calls:
+            slot = await asyncio.to_thread(
+                self._store.acquire_slot,
+                campaign,
+                key,
+                limit=input.max_concurrent_calls,
+                lease=SLOT_LEASE,
+            )
+            if slot is None:
+                raise _busy(
+                    f"all {input.max_concurrent_calls} call slots of {campaign} are busy",
+                    kind="CallSlotsBusy",
+                    after=1.0,
+                )
+            holds = True
+        if input.max_calls_per_second:
+            window = max(1.0, 1.0 / input.max_calls_per_second)
+            wait = await asyncio.to_thread(
+                self._store.take_dial_ticket,
+                campaign,
+                key,
+                per_window=max(1, round(input.max_calls_per_second * window)),
+                window_seconds=window,
+            )
+            if wait is not None:
+                if holds:
+                    await asyncio.to_thread(self._store.release_slot, campaign, key)
+                raise _busy(
+                    f"{campaign} is at {input.max_calls_per_second} calls/s",
+                    kind="DialRateLimited",
+                    after=wait,
+                )
+        return holds
+
+    def _renewer(self, input: DialInput, key: str) -> Callable[[], None]:
+        campaign = input.campaign_id
+        assert campaign is not None
+        return lambda: self._store.renew_slot(campaign, key, SLOT_LEASE)
 
     async def _campaign_gate(self, campaign_id: str) -> DialSkip | None:
         """No dial after `stop`, none while paused: the store is the truth across workers."""

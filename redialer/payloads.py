@@ -137,6 +137,9 @@ class DialInput(BaseModel):
     retry_group_id: str
     recipient: Recipient
     attempt: int
+    #: The campaign's caps, enforced by the dial activity across every worker.
+    max_concurrent_calls: int | None = None
+    max_calls_per_second: float | None = None
 
 
 class DialSkip(StrEnum):

@@ -176,6 +176,8 @@ class RecipientWorkflow:
                 retry_group_id=workflow.info().workflow_id,
                 recipient=self._input.recipient,
                 attempt=attempt,
+                max_concurrent_calls=self._input.policy.max_concurrent_calls,
+                max_calls_per_second=self._input.policy.max_calls_per_second,
             ),
             start_to_close_timeout=DIAL_TIMEOUT,
             heartbeat_timeout=DIAL_HEARTBEAT,

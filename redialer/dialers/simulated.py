@@ -136,7 +136,7 @@ class DialLedger:
                     col(SimulatedDialRow.idempotency_key) == key,
                     col(SimulatedDialRow.outcome).is_(None),
                 )
-                .values(outcome=outcome.value, ended_at=ended_at)
+                .values(outcome=outcome.value, ended_at=ended_at, finished_at=datetime.now(UTC))
             )
             session.commit()
 

@@ -9,10 +9,10 @@ through `asyncio.to_thread`, keeping the event loop free for heartbeats.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, func, update
+from sqlalchemy import Engine, delete, event, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -22,8 +22,10 @@ from redialer.payloads import AttemptRecord
 from redialer.recipients import Recipient
 from redialer.store.tables import (
     CallRecordRow,
+    CallSlotRow,
     CampaignRecipientRow,
     CampaignRow,
+    DialTicketRow,
     SuppressionRow,
     utcnow,
 )
@@ -377,6 +379,86 @@ class Store:
         with Session(self.engine) as session:
             row = session.get(CampaignRow, campaign_id)
             return row.state if row else None
+
+    # ---- call slots and dial rate ------------------------------------------------------------
+
+    def acquire_slot(
+        self, campaign_id: str, holder: str, *, limit: int, lease: timedelta
+    ) -> int | None:
+        """A call slot for `holder` (the same one again if it has one), or None if all are taken."""
+        now = utcnow()
+        with Session(self.engine) as session:
+            mine = session.exec(
+                select(CallSlotRow).where(
+                    CallSlotRow.campaign_id == campaign_id, CallSlotRow.holder == holder
+                )
+            ).first()
+            if mine is not None:
+                mine.expires_at = now + lease
+                session.commit()
+                return mine.slot
+            session.exec(  # type: ignore[call-overload]
+                delete(CallSlotRow).where(
+                    col(CallSlotRow.campaign_id) == campaign_id, col(CallSlotRow.expires_at) < now
+                )
+            )
+            session.commit()
+            taken = set(
+                session.exec(
+                    select(CallSlotRow.slot).where(CallSlotRow.campaign_id == campaign_id)
+                ).all()
+            )
+        for slot in (s for s in range(limit) if s not in taken):
+            row = {
+                "campaign_id": campaign_id,
+                "slot": slot,
+                "holder": holder,
+                "expires_at": now + lease,
+            }
+            if self._insert_ignoring_conflicts(CallSlotRow, [row]):
+                return slot
+        return None
+
+    def renew_slot(self, campaign_id: str, holder: str, lease: timedelta) -> None:
+        with Session(self.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(CallSlotRow)
+                .where(
+                    col(CallSlotRow.campaign_id) == campaign_id, col(CallSlotRow.holder) == holder
+                )
+                .values(expires_at=utcnow() + lease)
+            )
+            session.commit()
+
+    def release_slot(self, campaign_id: str, holder: str) -> None:
+        with Session(self.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                delete(CallSlotRow).where(
+                    col(CallSlotRow.campaign_id) == campaign_id, col(CallSlotRow.holder) == holder
+                )
+            )
+            session.commit()
+
+    def take_dial_ticket(
+        self, campaign_id: str, holder: str, *, per_window: int, window_seconds: float
+    ) -> float | None:
+        """A ticket to dial in the current window; else the seconds until the next window."""
+        now = utcnow().timestamp()
+        window = int(now // window_seconds)
+        for ticket in range(per_window):
+            row = {"campaign_id": campaign_id, "window": window, "ticket": ticket, "holder": holder}
+            if self._insert_ignoring_conflicts(DialTicketRow, [row]):
+                if ticket == 0:  # once per window: forget windows long past
+                    with Session(self.engine) as session:
+                        session.exec(  # type: ignore[call-overload]
+                            delete(DialTicketRow).where(
+                                col(DialTicketRow.campaign_id) == campaign_id,
+                                col(DialTicketRow.window) < window - 10,
+                            )
+                        )
+                        session.commit()
+                return None
+        return (window + 1) * window_seconds - now
 
     # ---- suppression ----------------------------------------------------------------------------
 

@@ -117,3 +117,30 @@ class SimulatedDialRow(SQLModel, table=True):
     started_at: datetime = _when(nullable=False)  # the call's time (Temporal's clock)
     ended_at: datetime | None = _when(nullable=True)
     claimed_at: datetime = _when(nullable=False)  # wall clock: is the placing process still live?
+    finished_at: datetime | None = _when(nullable=True)  # wall clock, for concurrency checks
+
+
+class CallSlotRow(SQLModel, table=True):
+    """A campaign's call slots: a row per call in progress, at most `max_concurrent_calls`.
+
+    Taking a slot is an INSERT on the primary key, atomic on every database and across every
+    worker; the lease is renewed while the call is up, so a dead worker's slot frees itself.
+    """
+
+    __tablename__ = "call_slots"
+
+    campaign_id: str = Field(primary_key=True)
+    slot: int = Field(primary_key=True)
+    holder: str = Field(index=True)  # the idempotency key of the call using it
+    expires_at: datetime = _when(nullable=False)
+
+
+class DialTicketRow(SQLModel, table=True):
+    """Dial-rate tickets: at most N per campaign per time window (`max_calls_per_second`)."""
+
+    __tablename__ = "dial_tickets"
+
+    campaign_id: str = Field(primary_key=True)
+    window: int = Field(primary_key=True)  # window start, in whole windows since the epoch
+    ticket: int = Field(primary_key=True)
+    holder: str
