@@ -39,7 +39,7 @@ from workflows.recipient import RecipientWorkflow
 log = structlog.get_logger(__name__)
 
 #: Requests in flight at once against the Temporal frontend from one activity.
-PARALLEL_REQUESTS = 32
+PARALLEL_REQUESTS = 64
 #: Signal sent to each active recipient for a control state.
 _SIGNAL_FOR = {
     CampaignState.PAUSED: "pause",

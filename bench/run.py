@@ -1,0 +1,400 @@
+"""The benchmark: redialer against the Temporal engine's own ceiling, side by side in one run.
+
+    python -m bench [--quick] [--b2 10000] [--b3 5000] [--repeat 3] [--modes file,memory]
+
+For each server mode (a WAL SQLite file, then in memory) it starts a dev server and one worker
+process, runs a warm-up, then alternates the scenarios `--repeat` times and reports medians:
+- B0: trivial workflows with one no-op activity, started from the client: the engine's ceiling;
+- B1: standalone recipient workflows, instant scripted dialer (busy, no_answer, completed, 1 s
+  delays), started from the client: recipients/s, attempts/s, history events per attempt;
+- B2: a campaign of N recipients: start rate (vs B1's client start rate), time to finish, the
+  campaign's largest history per run, peak worker RSS; and once, N recipients all sleeping;
+- B3 (once per mode): a long-living campaign fed add_recipients signals while it continues as
+  new: zero recipients lost or dialed twice.
+Prints a table and writes bench/results/<time>-<mode>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from redialer.binaries import find_binary
+from redialer.campaign import CampaignPolicy, CampaignSpec
+from redialer.dialers.simulated import DialLedger
+from redialer.payloads import AddRecipientsInput
+from redialer.recipients import Recipient
+from redialer.settings import Settings
+from redialer.store.store import Store
+from starter import campaigns
+from starter.client import connect
+from starter.server import free_port, start_server
+from workflows.campaign import CampaignWorkflow
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+B1_POLICY = CampaignPolicy.model_validate(
+    {"retry": {"strategy": {"type": "attempts", "delays": [1, 1]}}}
+)
+PARALLEL_STARTS = 64
+
+
+@dataclass
+class Bench:
+    client: Client
+    store: Store
+    worker: subprocess.Popen[str]
+    task_queue: str
+    b1_phones: list[str]
+
+
+def phones(area: str, n: int) -> list[str]:
+    """n valid, distinct numbers in a US area code (exchanges 200 and up)."""
+    return [f"+1{area}{200 + i // 10_000}{i % 10_000:04d}" for i in range(n)]
+
+
+async def bounded(
+    calls: list[Callable[[], Awaitable[Any]]], limit: int = PARALLEL_STARTS
+) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[Any]]) -> Any:
+        async with gate:
+            return await call()
+
+    return await asyncio.gather(*(one(c) for c in calls))
+
+
+def worker_rss_mb(worker: subprocess.Popen[str]) -> tuple[float, float]:
+    """(current, peak) resident memory of the worker process, MB."""
+    fields = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines()
+        if ":" in line
+    )
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+async def history_length(client: Client, workflow_id: str, run_id: str | None = None) -> int:
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    return len(history.events)
+
+
+async def b0(bench: Bench, n: int) -> dict[str, float]:
+    """n trivial workflows with one no-op activity, started from the client."""
+    ids = [f"b0-{uuid.uuid4().hex}" for _ in range(n)]
+    t0 = time.perf_counter()
+    handles = await bounded(
+        [
+            (
+                lambda i=i: bench.client.start_workflow(
+                    "BenchTrivial", id=i, task_queue=bench.task_queue + "-trivial"
+                )
+            )
+            for i in ids
+        ]
+    )
+    started = time.perf_counter() - t0
+    await bounded([(lambda h=h: h.result()) for h in handles])
+    elapsed = time.perf_counter() - t0
+    events = await history_length(bench.client, ids[0])
+    return {
+        "workflows_per_s": n / elapsed,
+        "starts_per_s": n / started,
+        "events_per_workflow": events,
+        "events_per_s": n * events / elapsed,
+    }
+
+
+async def b1(bench: Bench, n: int) -> dict[str, float]:
+    """n recipient workflows, each three attempts one second apart, started from the client."""
+    recipients = [Recipient(phone=p) for p in bench.b1_phones[:n]]
+    run = uuid.uuid4().hex[:8]
+    t0 = time.perf_counter()
+    handles = await bounded(
+        [
+            (
+                lambda r=r: campaigns.start_single_call(
+                    bench.client,
+                    r,
+                    B1_POLICY,
+                    task_queue=bench.task_queue,
+                    workflow_id=f"b1/{run}/{r.phone}",
+                )
+            )
+            for r in recipients
+        ]
+    )
+    started = time.perf_counter() - t0
+    results = await bounded([(lambda h=h: h.result()) for h in handles])
+    elapsed = time.perf_counter() - t0
+    attempts = sum(r.attempts for r in results)
+    sample = [await history_length(bench.client, h.id) for h in handles[:10]]
+    per_recipient = statistics.mean(sample)
+    return {
+        "recipients_per_s": n / elapsed,
+        "attempts_per_s": attempts / elapsed,
+        "starts_per_s": n / started,
+        "events_per_attempt": per_recipient * n / attempts,
+        "events_per_s": per_recipient * n / elapsed,
+    }
+
+
+async def campaign_runs(client: Client, campaign_id: str) -> list[str]:
+    query = f'WorkflowId = "campaign/{campaign_id}"'
+    return [w.run_id async for w in client.list_workflows(query)]  # type: ignore[misc]
+
+
+async def b2(bench: Bench, n: int) -> dict[str, float]:
+    """A campaign of n recipients (one instant call each): start rate, finish time, history."""
+    spec = CampaignSpec.model_validate(
+        {
+            "campaign_id": f"b2-{uuid.uuid4().hex[:8]}",
+            "recipients": [{"phone": p} for p in phones("917", n)],
+        }
+    )
+    t0 = time.perf_counter()
+    handle = await campaigns.start_campaign(bench.client, spec, task_queue=bench.task_queue)
+    while True:
+        p = await campaigns.progress(bench.client, spec.campaign_id)
+        if p.total == n and p.queued == 0:
+            break
+        await asyncio.sleep(0.2)
+    started = time.perf_counter() - t0
+    result = await handle.result()
+    elapsed = time.perf_counter() - t0
+    assert result.total == n, result
+    await asyncio.sleep(2)  # visibility is eventually consistent
+    runs = await campaign_runs(bench.client, spec.campaign_id)
+    largest = max([await history_length(bench.client, handle.id, r) for r in runs] or [0])
+    return {
+        "starts_per_s": n / started,
+        "finish_s": elapsed,
+        "recipients_per_s": n / elapsed,
+        "campaign_runs": len(runs),
+        "largest_history": largest,
+        "worker_peak_rss_mb": worker_rss_mb(bench.worker)[1],
+    }
+
+
+async def b2_sleeping(bench: Bench, n: int) -> dict[str, float]:
+    """n recipients all waiting on a durable timer (calling hours are hours away): worker RSS."""
+    now = time.gmtime()
+    opens = f"{(now.tm_hour + 6) % 24:02}:00"
+    spec = CampaignSpec.model_validate(
+        {
+            "campaign_id": f"b2s-{uuid.uuid4().hex[:8]}",
+            "calling_hours": {"start": opens, "end": f"{(now.tm_hour + 7) % 24:02}:00"},
+            "recipients": [{"phone": p, "timezone": "UTC"} for p in phones("646", n)],
+        }
+    )
+    handle = await campaigns.start_campaign(bench.client, spec, task_queue=bench.task_queue)
+    while (await campaigns.progress(bench.client, spec.campaign_id)).queued or (
+        await campaigns.progress(bench.client, spec.campaign_id)
+    ).total < n:
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(5)
+    rss, peak = worker_rss_mb(bench.worker)
+    await handle.signal(CampaignWorkflow.stop)
+    await handle.result()
+    return {"sleeping_recipients": n, "worker_rss_mb": rss, "worker_peak_rss_mb": peak}
+
+
+async def b3(bench: Bench, n: int, per_signal: int = 1) -> dict[str, float]:
+    """A long-living campaign fed n recipients by signals while it continues as new."""
+    spec = CampaignSpec.model_validate(
+        {"campaign_id": f"b3-{uuid.uuid4().hex[:8]}", "long_living": True}
+    )
+    handle = await campaigns.start_campaign(bench.client, spec, task_queue=bench.task_queue)
+    numbers = phones("718", n)
+    t0 = time.perf_counter()
+    await bounded(
+        [
+            (
+                lambda i=i: handle.signal(
+                    CampaignWorkflow.add_recipients,
+                    AddRecipientsInput(
+                        recipients=[Recipient(phone=p) for p in numbers[i : i + per_signal]]
+                    ),
+                )
+            )
+            for i in range(0, n, per_signal)
+        ],
+        limit=16,
+    )
+    # Every number once more: duplicates must not be called again.
+    await handle.signal(
+        CampaignWorkflow.add_recipients,
+        AddRecipientsInput(recipients=[Recipient(phone=p) for p in numbers[:500]]),
+    )
+    while (p := await campaigns.progress(bench.client, spec.campaign_id)).final < n:
+        await asyncio.sleep(0.5)
+    elapsed = time.perf_counter() - t0
+    await handle.signal(CampaignWorkflow.stop)
+    await handle.result()
+    placements = DialLedger(bench.store).placements()
+    mine = {k: v for k, v in placements.items() if k.startswith(spec.campaign_id + ":")}
+    await asyncio.sleep(2)
+    runs = await campaign_runs(bench.client, spec.campaign_id)
+    return {
+        "signals": len(range(0, n, per_signal)) + 1,
+        "recipients": n,
+        "total_counted": p.total,
+        "dialed_once": sum(1 for v in mine.values() if v == 1),
+        "dialed_twice": sum(1 for v in mine.values() if v > 1),
+        "lost": n - len(mine),
+        "campaign_runs": len(runs),
+        "elapsed_s": elapsed,
+    }
+
+
+async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"redialer-bench-{mode}-"))
+    port = free_port()
+    server = start_server(
+        port=port,
+        ui_port=free_port(),
+        headless=True,
+        db=tmp / "temporal.db" if mode == "file" else None,
+        log=tmp / "server.log",
+    )
+    b1_phones = phones("212", max(args.b1, 20))
+    script = tmp / "script.json"
+    script.write_text(json.dumps({p: ["busy", "no_answer", "completed"] for p in b1_phones}))
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{port}",
+        task_queue="bench",
+        database_url=f"sqlite:///{tmp / 'calls.db'}",
+    )
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "REDIALER_TASK_QUEUE": settings.task_queue,
+        "REDIALER_DATABASE_URL": settings.database_url,
+        "REDIALER_SIMULATOR_SCRIPT": str(script),
+        "REDIALER_SIMULATOR_SPEED": "1000000",
+        "REDIALER_MAX_CONCURRENT_ACTIVITIES": "500",
+    }
+    store = Store.open(settings.database_url)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bench.worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=(tmp / "worker.log").open("w"),
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+        bench = Bench(await connect(settings), store, worker, settings.task_queue, b1_phones)
+        await b0(bench, 20)  # warm-up
+        await b1(bench, 20)
+        rows: dict[str, list[dict[str, float]]] = {"B0": [], "B1": [], "B2": []}
+        for rep in range(args.repeat):
+            print(f"  [{mode}] repetition {rep + 1}/{args.repeat}", flush=True)
+            rows["B0"].append(await b0(bench, args.b0))
+            rows["B1"].append(await b1(bench, args.b1))
+            rows["B2"].append(await b2(bench, args.b2))
+        once = {"B2-sleeping": await b2_sleeping(bench, args.b2), "B3": await b3(bench, args.b3)}
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        store.close()
+        server.terminate()
+        server.wait(timeout=30)
+    medians = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in rows.items()}
+    return {"mode": mode, "medians": medians, "runs": rows, **once}
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    version = subprocess.run(
+        [find_binary("temporal"), "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "temporal": version,
+        "platform": platform.platform(),
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    m = result["medians"]
+    b0, b1, b2 = m["B0"], m["B1"], m["B2"]
+    print(f"\n== {result['mode']} (medians of {len(result['runs']['B0'])}) ==")
+    print(
+        f"B0 trivial        {b0['workflows_per_s']:7.1f} wf/s   {b0['events_per_s']:8.1f} events/s"
+        f"   {b0['starts_per_s']:7.1f} starts/s"
+    )
+    print(
+        f"B1 recipients     {b1['recipients_per_s']:7.1f} rcp/s  {b1['events_per_s']:8.1f} events/s"
+        f"   {b1['attempts_per_s']:6.1f} attempts/s  {b1['events_per_attempt']:.1f} events/attempt"
+        f"   ratio to B0 events/s {b1['events_per_s'] / b0['events_per_s']:.2f}"
+    )
+    print(
+        f"B2 campaign       {b2['starts_per_s']:7.1f} starts/s (client B1 {b1['starts_per_s']:.1f},"
+        f" ratio {b2['starts_per_s'] / b1['starts_per_s']:.2f})  finish {b2['finish_s']:.1f} s"
+        f"  largest history {b2['largest_history']:.0f} over {b2['campaign_runs']:.0f} runs"
+        f"  worker peak RSS {b2['worker_peak_rss_mb']:.0f} MB"
+    )
+    s = result["B2-sleeping"]
+    print(
+        f"B2 sleeping       {s['sleeping_recipients']} recipients on timers: worker RSS"
+        f" {s['worker_rss_mb']:.0f} MB (peak {s['worker_peak_rss_mb']:.0f} MB)"
+    )
+    b3 = result["B3"]
+    print(
+        f"B3 long-living    {b3['signals']} signals, {b3['recipients']} recipients: lost"
+        f" {b3['lost']}, dialed twice {b3['dialed_twice']}, {b3['campaign_runs']} runs,"
+        f" {b3['elapsed_s']:.0f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--b0", type=int, default=300)
+    parser.add_argument("--b1", type=int, default=300)
+    parser.add_argument("--b2", type=int, default=10_000)
+    parser.add_argument("--b3", type=int, default=5_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--modes", default="file,memory")
+    args = parser.parse_args()
+    if args.quick:
+        args.b0, args.b1, args.b2, args.b3, args.repeat = 60, 60, 300, 300, 1
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for mode in args.modes.split(","):
+        print(f"running {mode} mode ...", flush=True)
+        result = asyncio.run(run_mode(mode, args))
+        result.update(machine=machine(), sizes=vars(args))
+        (RESULTS / f"{stamp}-{mode}.json").write_text(json.dumps(result, indent=2))
+        print_table(result)
+
+
+if __name__ == "__main__":
+    main()
