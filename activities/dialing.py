@@ -13,12 +13,13 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from redialer.dialers.base import CallRequest, Dialer, idempotency_key
+from redialer.dialers.base import CallRequest, Dialer, PermanentDialError, idempotency_key
 from redialer.outcomes import FinalStatus, Outcome
 from redialer.payloads import (
     AttemptRecord,
@@ -105,31 +106,7 @@ class DialActivities:
             )
             bound.info("number is suppressed; not dialed", reason=suppressed)
         else:
-            request = CallRequest(
-                idempotency_key=key,
-                campaign_id=input.campaign_id,
-                phone=phone,
-                attempt=input.attempt,
-                retry_group_id=input.retry_group_id,
-                variables=input.recipient.variables,
-                metadata=input.recipient.metadata,
-            )
-            holds_slot = await self._take_slot(input, key)
-            try:
-                await self._note_dialing(input, datetime.now(UTC))
-                async with _heartbeating(also=self._renewer(input, key) if holds_slot else None):
-                    result = await self._dialer.dial(request)
-            finally:
-                if holds_slot and input.campaign_id:
-                    await asyncio.to_thread(self._store.release_slot, input.campaign_id, key)
-            record = AttemptRecord(
-                attempt=input.attempt,
-                outcome=result.outcome,
-                started_at=result.started_at,
-                ended_at=result.ended_at,
-                call_id=result.call_id,
-            )
-            bound.info("call ended", outcome=result.outcome.value, call_id=result.call_id)
+            record = await self._place_call(input, key, bound)
         await asyncio.to_thread(
             self._store.record_attempt,
             key=key,
@@ -139,8 +116,39 @@ class DialActivities:
             record=record,
             variables=input.recipient.variables,
         )
-        await self._note_dialing(input, None)
         return DialResult(attempt=record)
+
+    async def _place_call(self, input: DialInput, key: str, bound: Any) -> AttemptRecord:
+        """Dial under the caps; the slot and the in-progress mark are released come what may."""
+        request = CallRequest(
+            idempotency_key=key,
+            campaign_id=input.campaign_id,
+            phone=input.recipient.phone,
+            attempt=input.attempt,
+            retry_group_id=input.retry_group_id,
+            variables=input.recipient.variables,
+            metadata=input.recipient.metadata,
+        )
+        holds_slot = await self._take_slot(input, key)
+        await self._note_dialing(input, datetime.now(UTC))
+        try:
+            async with _heartbeating(also=self._renewer(input, key) if holds_slot else None):
+                result = await self._dialer.dial(request)
+        except PermanentDialError as exc:
+            bound.warning("dial refused permanently", error=str(exc))
+            raise ApplicationError(str(exc), type="InvalidDialRequest", non_retryable=True) from exc
+        finally:
+            if holds_slot and input.campaign_id:
+                await asyncio.to_thread(self._store.release_slot, input.campaign_id, key)
+            await self._note_dialing(input, None)
+        bound.info("call ended", outcome=result.outcome.value, call_id=result.call_id)
+        return AttemptRecord(
+            attempt=input.attempt,
+            outcome=result.outcome,
+            started_at=result.started_at,
+            ended_at=result.ended_at,
+            call_id=result.call_id,
+        )
 
     async def _note_dialing(self, input: DialInput, since: datetime | None) -> None:
         """Calls in progress, for `redialer watch` (campaign recipients only)."""

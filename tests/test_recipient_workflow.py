@@ -209,3 +209,27 @@ async def test_variables_reach_every_attempt(time_skipping_env, harness_for):
     assert [r.attempt for r in records] == [1, 2, 3]
     assert all(r.variables == {"name": "Ada"} for r in records)
     assert len({r.retry_group_id for r in records}) == 1
+
+
+class RefusingDialer:
+    """A provider that will never dial this number (a permanent error, not a busy line)."""
+
+    async def dial(self, request):  # type: ignore[no-untyped-def]
+        from redialer.dialers.base import PermanentDialError
+
+        raise PermanentDialError(f"provider refuses {request.phone}: number on its block list")
+
+
+async def test_a_permanent_dial_error_ends_the_recipient_failed(time_skipping_env, harness_for):
+    """A non-retryable provider error ends the recipient `failed` (with the reason), not stuck."""
+    h = harness_for(time_skipping_env)
+    h.dialer = RefusingDialer()
+    pol = policy(retry={"strategy": {"type": "fixed_delay", "delay": 60, "max_retries": 3}})
+    async with h.worker():
+        handle = await start_single_call(
+            time_skipping_env.client, Recipient(phone=ADA), pol, task_queue=h.task_queue
+        )
+        result = await handle.result()
+        history = await handle.query(RecipientWorkflow.history)
+    assert (result.status, result.attempts) == (FinalStatus.FAILED, 0)
+    assert history.final_reason is not None and "block list" in history.final_reason

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.dialing import DialActivities
@@ -169,21 +169,28 @@ class RecipientWorkflow:
     async def _dial(self, attempt: int) -> None:
         self._status = "dialing"
         started = workflow.now()
-        result = await workflow.execute_activity_method(
-            DialActivities.dial,
-            DialInput(
-                campaign_id=self._input.campaign_id,
-                retry_group_id=workflow.info().workflow_id,
-                recipient=self._input.recipient,
-                attempt=attempt,
-                max_concurrent_calls=self._input.policy.max_concurrent_calls,
-                max_calls_per_second=self._input.policy.max_calls_per_second,
-            ),
-            start_to_close_timeout=DIAL_TIMEOUT,
-            heartbeat_timeout=DIAL_HEARTBEAT,
-            retry_policy=DIAL_RETRY,
-            summary=f"dial {self._phone} attempt {attempt}",
-        )
+        try:
+            result = await workflow.execute_activity_method(
+                DialActivities.dial,
+                DialInput(
+                    campaign_id=self._input.campaign_id,
+                    retry_group_id=workflow.info().workflow_id,
+                    recipient=self._input.recipient,
+                    attempt=attempt,
+                    max_concurrent_calls=self._input.policy.max_concurrent_calls,
+                    max_calls_per_second=self._input.policy.max_calls_per_second,
+                ),
+                start_to_close_timeout=DIAL_TIMEOUT,
+                heartbeat_timeout=DIAL_HEARTBEAT,
+                retry_policy=DIAL_RETRY,
+                summary=f"dial {self._phone} attempt {attempt}",
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+                raise
+            self._final = Final(status=FinalStatus.FAILED, reason=f"dial refused: {cause.message}")
+            return
         self._retry_now = False
         if result.skipped is DialSkip.OPTED_OUT:
             self._opted_out = True

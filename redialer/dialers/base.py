@@ -34,6 +34,11 @@ class CallResult(BaseModel):
     ended_at: AwareDatetime
 
 
+class PermanentDialError(Exception):
+    """The provider refused the call for a reason a retry cannot fix (bad credentials, a number
+    it will never dial): the recipient ends `failed` instead of retrying."""
+
+
 class Dialer(Protocol):
     async def dial(self, request: CallRequest) -> CallResult:
         """Place the call and wait for its final outcome; same key, same result, one call."""
