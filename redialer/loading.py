@@ -49,11 +49,14 @@ class Loaded(Generic[T]):
 def read_document(path: Path) -> Any:
     """Parse a JSON, YAML or CSV file by its extension (YAML is a superset of JSON)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading BOM (Excel) is not data
     except OSError as exc:
         raise InvalidInput(
             str(path), [Problem("", str(path), f"cannot be read: {exc.strerror}")]
         ) from exc
+    except UnicodeDecodeError as exc:
+        rule = f"is not UTF-8 text (byte {exc.start}); save it as UTF-8 (Excel: CSV UTF-8)"
+        raise InvalidInput(str(path), [Problem("", path.name, rule)]) from exc
     if path.suffix.lower() == ".csv":
         return _read_csv(text)
     try:
@@ -86,7 +89,7 @@ def _read_csv(text: str) -> list[dict[str, Any]]:
 def problems_from(error: ValidationError, *, prefix: str = "") -> list[Problem]:
     problems = []
     for err in error.errors(include_url=False):
-        loc = list(err["loc"])
+        loc = [p for p in err["loc"] if p != "[key]"]  # a bad dict key: its path is the key
         # A discriminated union puts the tag in the path; users never wrote it.
         if len(loc) > 2 and loc[:2] == ["retry", "strategy"] and loc[2] in STRATEGY_TYPES:
             del loc[2]

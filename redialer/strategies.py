@@ -34,6 +34,9 @@ Delay = Annotated[Seconds, AfterValidator(delay_within_limit)]
 #: A retry count, likewise.
 RetryCount = Annotated[int, Field(ge=0), AfterValidator(retries_within_limit)]
 
+#: The longest an exponential delay grows when no max_delay was set (no limits context).
+UNCAPPED_GROWTH_LIMIT = 366 * 86400.0
+
 #: Absolute-time strategies spread retries forward by at most `jitter` x this many seconds.
 ABSOLUTE_JITTER_SPAN = 3600.0
 
@@ -155,13 +158,15 @@ class Exponential(_DelayStrategy):
         return self.max_retries
 
     def delay_for(self, retry_number: int) -> float:
-        # Grow step by step and stop at the cap, so large retry numbers never overflow.
+        # Grow step by step and stop at the cap (or, with none, at a year: a policy built in code
+        # without the limits must still give a time `datetime` can hold).
+        cap = self.max_delay if self.max_delay is not None else UNCAPPED_GROWTH_LIMIT
         delay = self.initial_delay
         for _ in range(retry_number - 1):
             delay *= self.multiplier
-            if self.max_delay is not None and delay >= self.max_delay:
-                break
-        return delay if self.max_delay is None else min(delay, self.max_delay)
+            if delay >= cap:
+                return cap
+        return min(delay, cap)
 
 
 class Scheduled(_Strategy):
@@ -227,7 +232,8 @@ class TimeOfDay(_Strategy):
         day = last_ended_at.astimezone(zone).date()
         for offset in range(3):  # a listed time always comes within two local days
             for minute in self.times:
-                at = local_to_utc(day + timedelta(days=offset), minute, zone, earliest=True)
+                # Latest reading: a time in a DST gap or fold is never reached early.
+                at = local_to_utc(day + timedelta(days=offset), minute, zone, earliest=False)
                 if at > last_ended_at:
                     return self._spread_forward(at, rng)
         raise AssertionError("unreachable: a listed time of day always recurs")

@@ -34,6 +34,7 @@ Address = Annotated[
 ]
 CampaignId = Annotated[str, typer.Argument(help="The campaign id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Phone = Annotated[str, typer.Argument(help="The number, E.164.")]
 
 
 def _run(address: str | None, action: Callable[[Client], Awaitable[T]]) -> T:
@@ -157,16 +158,20 @@ def stop(campaign_id: CampaignId, address: Address = None) -> None:
     _signal("stop", campaign_id, address)
 
 
+def _e164_or_exit(phone: str) -> str:
+    try:
+        return normalise_phone(phone)
+    except ValueError as exc:
+        fail(f"phone: {phone!r}: {exc}", code=EXIT_INVALID)
+
+
 def opt_out(
     campaign_id: CampaignId,
-    phone: Annotated[str, typer.Argument(help="The number, E.164.")],
+    phone: Phone,
     address: Address = None,
 ) -> None:
     """Never call this number again, in this campaign or any later one."""
-    try:
-        e164 = normalise_phone(phone)
-    except ValueError as exc:
-        fail(f"phone: {phone!r}: {exc}", code=EXIT_INVALID)
+    e164 = _e164_or_exit(phone)
     from starter import campaigns
 
     _run(address, lambda c: campaigns.opt_out(c, campaign_id, e164))
@@ -214,15 +219,12 @@ def history_json(h: RecipientHistory) -> dict[str, Any]:
 
 def history(
     campaign_id: CampaignId,
-    phone: Annotated[str, typer.Argument(help="The number, E.164.")],
+    phone: Phone,
     as_json: AsJson = False,
     address: Address = None,
 ) -> None:
     """Every attempt of one recipient, its status, and the next attempt."""
-    try:
-        e164 = normalise_phone(phone)
-    except ValueError as exc:
-        fail(f"phone: {phone!r}: {exc}", code=EXIT_INVALID)
+    e164 = _e164_or_exit(phone)
     from starter import campaigns
 
     h = _run(address, lambda c: campaigns.history(c, campaign_id, e164))

@@ -112,16 +112,18 @@ def validate(spec_path: SpecPath) -> None:
             or "none"
         ),
         "limits       "
-        + ", ".join(
-            f"{k} {v}"
-            for k, v in {
-                "max attempts/day": spec.max_attempts_per_day,
-                "max concurrent calls": spec.max_concurrent_calls,
-                "max calls/s": spec.max_calls_per_second,
-            }.items()
-            if v is not None
-        )
-        or "limits       none",
+        + (
+            ", ".join(
+                f"{k} {v}"
+                for k, v in {
+                    "max attempts/day": spec.max_attempts_per_day,
+                    "max concurrent calls": spec.max_concurrent_calls,
+                    "max calls/s": spec.max_calls_per_second,
+                }.items()
+                if v is not None
+            )
+            or "none"
+        ),
     ]
     for line in lines:
         console.print(line)

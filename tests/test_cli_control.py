@@ -59,7 +59,7 @@ async def test_pause_resume_add_opt_out_and_stop_through_the_cli(
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         f"campaign_id: {campaign_id}\nlong_living: true\n"
-        "retry: {strategy: {type: fixed_delay, delay: 2, max_retries: 1}}\n"
+        "retry: {strategy: {type: fixed_delay, delay: 8, max_retries: 1}}\n"
         "recipients:\n" + "".join(f"  - phone: '{p}'\n" for p in PHONES)
     )
 
@@ -74,7 +74,7 @@ async def test_pause_resume_add_opt_out_and_stop_through_the_cli(
         await until(lambda: _first_attempts_done(h, PHONES))
         assert (await cli(address, h.task_queue, "pause", campaign_id)).returncode == 0
         await until(lambda: _state_is(progress, "paused"))
-        await asyncio.sleep(4)  # the 2 s retries come due while paused: nobody is dialed
+        await asyncio.sleep(9)  # the 8 s retries come due while paused: nobody is dialed
         assert all(len(h.ledger.dials_for(p)) == 1 for p in PHONES)
         opted = await cli(address, h.task_queue, "opt-out", campaign_id, PHONES[0])
         assert opted.returncode == 0, opted.stderr

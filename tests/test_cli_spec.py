@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from redialer.settings import get_settings
 from starter.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,151 +20,318 @@ EXAMPLE = str(ROOT / "examples" / "lead-qualification.json")
 runner = CliRunner()
 
 
-def spec_file(tmp_path: Path, **fields: object) -> str:
+@pytest.fixture(autouse=True)
+def default_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test reads the default limits, whatever the calling shell exports."""
+    for name in ("REDIALER_MAX_RETRIES_LIMIT", "REDIALER_MAX_DELAY_LIMIT"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def spec_file(tmp_path: Path, name: str = "spec.json", **fields: object) -> str:
     data = {"campaign_id": "cli", "recipients": [{"phone": "+16505550199"}], **fields}
-    path = tmp_path / "spec.json"
+    path = tmp_path / name
     path.write_text(json.dumps(data))
     return str(path)
 
 
+def plan_json(*args: str) -> dict:
+    result = runner.invoke(app, ["plan", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# --- validate -----------------------------------------------------------------------------------
+
+
 def test_validate_prints_a_summary():
-    """A valid spec exits 0 with its id, recipient count, strategy and windows."""
+    """A valid spec exits 0 with its id, recipient count, strategy, retry rules and windows."""
     result = runner.invoke(app, ["validate", EXAMPLE])
     assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "lead-qualification-nov: valid" in out
-    assert "recipients   2" in out
-    assert "attempts: 5 min, 1 h, 3 h" in out
-    assert "monday 12:00-14:00, 18:00-23:59" in out
-    assert "09:00-21:00" in out
-
-
-def test_validate_reports_every_problem_and_exits_2(tmp_path: Path):
-    """An invalid spec exits 2 and lists every problem, one line each, on stderr."""
-    path = spec_file(
-        tmp_path,
-        timezone="Mars/Base",
-        recipients=[{"phone": "+16505550199"}, {"phone": "12"}],
-        retry={"strategy": {"type": "fixed_delay", "delay": 99999, "max_retries": 50}},
-    )
-    result = runner.invoke(app, ["validate", path])
-    assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines()
-    assert lines[0].endswith("4 problem(s)")
-    assert [line.split(":")[0].strip() for line in lines[1:]] == [
-        "timezone",
-        "retry.strategy.delay",
-        "retry.strategy.max_retries",
-        "recipients[1].phone",
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines == [
+        "lead-qualification-nov: valid",
+        "recipients   2 in 1 zone(s): America/Los_Angeles 2",
+        "strategy     attempts: 5 min, 1 h, 3 h",
+        "retry on     no_answer, busy, failed (max 1)",
+        "timezone     America/New_York (for recipients whose number maps to no single zone)",
+        "calling hrs  09:00-21:00",
+        "pause        monday 12:00-14:00, 18:00-23:59",
+        "limits       max attempts/day 3, max concurrent calls 50",
     ]
 
 
-def test_validate_warns_about_merged_duplicates(tmp_path: Path):
-    """Duplicate numbers are merged with a warning, and the spec is still valid."""
-    path = spec_file(tmp_path, recipients=[{"phone": "+16505550199"}, {"phone": "+16505550199"}])
-    result = runner.invoke(app, ["validate", path])
-    assert result.exit_code == 0
-    assert "recipients[1].phone +16505550199 duplicates recipients[0]" in result.stderr
-    assert "recipients   1" in result.stdout
-
-
-def test_plan_json_shape():
-    """`plan --json`: recipient, timezone, attempts (attempt, at, outcome, deferred), final."""
-    result = runner.invoke(
-        app,
-        [
-            "plan",
-            EXAMPLE,
-            "--start",
-            "2026-11-23T11:55:00-05:00",
-            "--outcomes",
-            "busy,no_answer,completed",
-            "--json",
-        ],
-    )
+@pytest.mark.parametrize(
+    ("strategy", "shown"),
+    [
+        ({"type": "none"}, "none (one attempt)"),
+        (
+            {"type": "fixed_delay", "delay": "PT30M", "max_retries": 2, "jitter": 0.1},
+            "fixed delay 30 min, up to 2 retries, jitter ±10%",
+        ),
+        (
+            {"type": "exponential", "initial_delay": 90, "max_retries": 4},
+            "exponential from 90 s x2, at most 3 h, up to 4 retries",
+        ),
+        (
+            {"type": "time_of_day", "times": ["14:00", "10:00"]},
+            "time of day 10:00, 14:00, up to 2 retries",
+        ),
+        (
+            {"type": "scheduled", "retry_at": ["2026-01-20T10:00:00Z"]},
+            "scheduled at 2026-01-20T10:00:00+00:00",
+        ),
+    ],
+)
+def test_validate_describes_each_strategy(tmp_path: Path, strategy: dict, shown: str):
+    """The summary's strategy line says what the strategy will do, durations in words."""
+    result = runner.invoke(app, ["validate", spec_file(tmp_path, retry={"strategy": strategy})])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    assert f"strategy     {shown}\n" in result.stdout
+
+
+def test_validate_a_minimal_spec_says_none_where_nothing_is_set(tmp_path: Path):
+    """A spec with no windows, hours or limits says so rather than printing blanks."""
+    result = runner.invoke(app, ["validate", spec_file(tmp_path, recipients=[])])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "cli: valid\n" in out
+    assert "recipients   0\n" in out
+    assert "calling hrs  any time\n" in out
+    assert "pause        none\n" in out
+    assert "limits       none\n" in out
+
+
+def test_validate_reports_every_problem_on_stderr_and_exits_2(tmp_path: Path):
+    """An invalid spec exits 2 and lists every problem, one line each, on stderr only."""
+    path = spec_file(
+        tmp_path,
+        timezone="Mars/Base",
+        recipients=[{"phone": "+16505550199"}, {"phone": "12"}, {"phone": "+16505550100"}],
+        retry={"strategy": {"type": "fixed_delay", "delay": 99999, "max_retries": 50}},
+        calling_hours={"strat": "09:00", "end": "21:00"},
+    )
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"{path}: 6 problem(s)"
+    assert sorted(line.split(":")[0].strip() for line in lines[1:]) == [
+        "calling_hours.start",
+        "calling_hours.strat",
+        "recipients[1].phone",
+        "retry.strategy.delay",
+        "retry.strategy.max_retries",
+        "timezone",
+    ]
+    assert "  retry.strategy.delay: 99999: a configured delay may be at most 10800 s" in (
+        result.stderr
+    )
+    assert "  recipients[1].phone: '12': " in result.stderr
+
+
+def test_validate_accepts_what_raised_limits_allow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """REDIALER_MAX_*_LIMIT raise the limits the CLI checks against."""
+    path = spec_file(
+        tmp_path, retry={"strategy": {"type": "fixed_delay", "delay": "P1D", "max_retries": 25}}
+    )
+    assert runner.invoke(app, ["validate", path]).exit_code == 2
+    monkeypatch.setenv("REDIALER_MAX_DELAY_LIMIT", "86400")
+    monkeypatch.setenv("REDIALER_MAX_RETRIES_LIMIT", "30")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 0, result.output
+    assert "fixed delay 24 h, up to 25 retries" in result.stdout
+
+
+def test_validate_warns_about_merged_duplicates(tmp_path: Path):
+    """Duplicate numbers are merged with a warning on stderr naming both rows; still valid."""
+    path = spec_file(tmp_path, recipients=[{"phone": "+16505550199"}, {"phone": "+1 650 555 0199"}])
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: recipients[1].phone +16505550199 duplicates recipients[0]:"
+        " merged, the number is called once\n"
+    )
+    assert "recipients   1 in 1 zone(s)" in result.stdout
+
+
+def test_validate_reads_yaml_and_refuses_a_missing_file(tmp_path: Path):
+    """YAML specs validate the same way; a missing file is one problem and exit 2."""
+    path = tmp_path / "spec.yaml"
+    path.write_text("campaign_id: from-yaml\nrecipients:\n  - phone: '+16505550199'\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0 and "from-yaml: valid" in result.stdout
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.json")])
+    assert result.exit_code == 2
+    assert "cannot be read" in result.stderr
+
+
+def test_installed_console_script_validates():
+    """The installed `redialer` console script runs `validate` (exit 0, summary on stdout)."""
+    script = Path(sys.executable).parent / "redialer"
+    result = subprocess.run(
+        [str(script), "validate", EXAMPLE], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("lead-qualification-nov: valid\n")
+    assert "recipients   2" in result.stdout
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def test_plan_json_has_exactly_the_documented_shape():
+    """`plan --json`: recipient, timezone, attempts (attempt, at, outcome, deferred), final."""
+    data = plan_json(
+        EXAMPLE, "--start", "2026-11-23T11:55:00-05:00", "--outcomes", "busy,no_answer,completed"
+    )
     assert set(data) == {"recipient", "timezone", "attempts", "final_status"}
-    assert data["recipient"] == "+16505550199"
-    assert data["timezone"] == "America/Los_Angeles"
+    assert (data["recipient"], data["timezone"]) == ("+16505550199", "America/Los_Angeles")
     assert [set(a) for a in data["attempts"]] == [{"attempt", "at", "outcome", "deferred"}] * 3
+    assert [a["attempt"] for a in data["attempts"]] == [1, 2, 3]
+    assert [a["outcome"] for a in data["attempts"]] == ["busy", "no_answer", "completed"]
+    for a in data["attempts"]:
+        at = datetime.fromisoformat(a["at"])
+        assert at.utcoffset() is not None and a["at"].endswith("-08:00")  # recipient's local time
     assert data["attempts"][0]["at"] == "2026-11-23T09:00:00-08:00"  # calling hours, LA time
-    assert data["attempts"][0]["deferred"][0]["reason"] == "calling_hours"
+    (moved,) = data["attempts"][0]["deferred"]
+    assert moved == {
+        "reason": "calling_hours",
+        "rule": "calling hours 09:00-21:00",
+        "moved_from": "2026-11-23T08:55:00-08:00",
+        "moved_to": "2026-11-23T09:00:00-08:00",
+    }
     assert data["attempts"][1]["at"] == "2026-11-23T09:05:30-08:00"  # 300 s after a 30 s call
+    assert data["attempts"][2]["at"] == "2026-11-23T10:06:00-08:00"  # 3,600 s after that
+    assert data["attempts"][1]["deferred"] == []
     assert data["final_status"] == "completed"
 
 
-def test_plan_picks_a_recipient_and_its_own_zone():
-    """--recipient selects a row; its own timezone is the one windows are read in."""
-    result = runner.invoke(
-        app,
-        [
-            "plan",
-            EXAMPLE,
-            "--start",
-            "2026-11-23T06:00:00Z",
-            "--outcomes",
-            "no_answer,no_answer,no_answer,no_answer,busy",
-            "--recipient",
-            "+1 415 555 0100",
-            "--json",
+@pytest.mark.parametrize(
+    ("outcomes", "attempts", "final"),
+    [
+        ("completed", 1, "completed"),
+        ("busy,busy,no_answer,busy", 4, "all_retries_exhausted"),
+        ("voicemail", 1, "voicemail_final"),
+        ("rejected", 1, "rejected_final"),
+        ("failed,failed", 2, "failed"),
+        ("failed,busy,completed", 3, "completed"),
+        ("busy,invalid_number", 2, "invalid_number"),
+        ("dnd", 1, "dnd"),
+        ("no_answer,canceled", 2, "canceled"),
+        ("busy", 2, None),  # the outcomes ran out: the next attempt is shown, not final
+    ],
+)
+def test_plan_final_status_for_outcome_scripts(outcomes: str, attempts: int, final: str | None):
+    """The plan ends with the status the retry rules give the scripted outcomes."""
+    data = plan_json(EXAMPLE, "--start", "2026-11-24T10:00:00-05:00", "--outcomes", outcomes)
+    assert (len(data["attempts"]), data["final_status"]) == (attempts, final)
+    if final is None:
+        assert data["attempts"][-1]["outcome"] is None
+
+
+def test_plan_picks_a_recipient_and_reads_windows_in_its_own_zone(tmp_path: Path):
+    """--recipient selects a row (any spelling of its number); its own timezone is used."""
+    path = spec_file(
+        tmp_path,
+        timezone="America/New_York",
+        calling_hours={"start": "09:00", "end": "21:00"},
+        recipients=[
+            {"phone": "+16505550199"},
+            {"phone": "+14155550100", "timezone": "Europe/London"},
         ],
     )
-    data = json.loads(result.stdout)
-    assert (data["recipient"], data["timezone"]) == ("+14155550100", "America/Los_Angeles")
-    assert len(data["attempts"]) == 4 and data["final_status"] == "all_retries_exhausted"
+    start = ["--start", "2026-11-24T06:00:00Z", "--outcomes", "completed"]
+    data = plan_json(path, *start, "--recipient", "+1 (415) 555-0100")
+    assert (data["recipient"], data["timezone"]) == ("+14155550100", "Europe/London")
+    assert data["attempts"][0]["at"] in ("2026-11-24T09:00:00Z", "2026-11-24T09:00:00+00:00")
+    data = plan_json(path, *start)  # default: the first recipient, in its number's zone
+    assert (data["recipient"], data["timezone"]) == ("+16505550199", "America/Los_Angeles")
+    assert data["attempts"][0]["at"] == "2026-11-24T09:00:00-08:00"
+    data = plan_json(path, *start, "--recipient", "+18005550199")  # not listed, no single zone
+    assert (data["recipient"], data["timezone"]) == ("+18005550199", "America/New_York")
+    assert data["attempts"][0]["at"] == "2026-11-24T09:00:00-05:00"
 
 
-def test_plan_when_outcomes_run_out_shows_the_next_attempt():
-    """If the scripted outcomes end first, the plan shows when the next call would be placed."""
+def test_plan_call_seconds_and_seed_options(tmp_path: Path):
+    """--call-seconds moves each retry by the call's length; --seed picks the jitter."""
+    path = spec_file(
+        tmp_path,
+        retry={"strategy": {"type": "fixed_delay", "delay": 600, "max_retries": 1, "jitter": 0.5}},
+    )
+    common = ["--start", "2026-11-24T10:00:00Z", "--outcomes", "busy,busy"]
+    ats = {
+        seed: datetime.fromisoformat(
+            plan_json(path, *common, "--call-seconds", "120", "--seed", str(seed))["attempts"][1][
+                "at"
+            ]
+        )
+        for seed in range(5)
+    }
+    start = datetime.fromisoformat("2026-11-24T10:00:00Z")
+    assert all(120 + 300 <= (at - start).total_seconds() <= 120 + 900 for at in ats.values())
+    assert len(set(ats.values())) == 5
+    again = plan_json(path, *common, "--call-seconds", "120", "--seed", "3")["attempts"][1]["at"]
+    assert datetime.fromisoformat(again) == ats[3]
+
+
+def test_plan_text_output_names_moves_and_the_final_status():
+    """Without --json the plan lists each attempt's local time, why it moved, the final status."""
     result = runner.invoke(
         app,
-        ["plan", EXAMPLE, "--start", "2026-11-24T10:00:00-05:00", "--outcomes", "busy", "--json"],
+        ["plan", EXAMPLE, "--start", "2026-11-23T11:55:00-05:00", "--outcomes", "busy,completed"],
     )
-    data = json.loads(result.stdout)
-    assert [a["outcome"] for a in data["attempts"]] == ["busy", None]
-    assert data["final_status"] is None
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "+16505550199 (America/Los_Angeles)"
+    assert lines[1] == (
+        "  attempt  1  Mon 2026-11-23 09:00:00 -0800  busy;"
+        " moved by calling_hours (calling hours 09:00-21:00)"
+    )
+    assert lines[2] == "  attempt  2  Mon 2026-11-23 09:05:30 -0800  completed"
+    assert lines[3] == "  final: completed (completed is not retried by this policy)"
 
 
-def test_plan_rejects_bad_options_naming_them():
-    """Bad --outcomes, --start or --recipient exit 2 naming the option and the value."""
-    bad = [
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (
             ["--start", "2026-11-23T10:00:00Z", "--outcomes", "busy,hung_up"],
             "--outcomes[1]: 'hung_up'",
         ),
-        (["--start", "tomorrow", "--outcomes", "busy"], "--start: 'tomorrow'"),
-        (["--start", "2026-11-23T10:00:00", "--outcomes", "busy"], "must include a UTC offset"),
+        (["--start", "2026-11-23T10:00:00Z", "--outcomes", " , "], "--outcomes: give at least one"),
+        (["--start", "tomorrow", "--outcomes", "busy"], "--start: 'tomorrow': must be ISO 8601"),
+        (
+            ["--start", "2026-11-23T10:00:00", "--outcomes", "busy"],
+            "--start: '2026-11-23T10:00:00': must include a UTC offset",
+        ),
         (
             ["--start", "2026-11-23T10:00:00Z", "--outcomes", "busy", "--recipient", "x"],
             "--recipient: 'x'",
         ),
-    ]
-    for args, message in bad:
-        result = runner.invoke(app, ["plan", EXAMPLE, *args])
-        assert result.exit_code == 2, args
-        assert message in result.stderr, result.stderr
+    ],
+)
+def test_plan_rejects_bad_options_naming_the_option_and_value(args: list[str], message: str):
+    """Bad --outcomes, --start or --recipient exit 2 with the option and the value on stderr."""
+    result = runner.invoke(app, ["plan", EXAMPLE, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr, result.stderr
+    assert result.stdout == ""
 
 
-def test_console_script_plans_a_twenty_retry_policy(tmp_path: Path):
-    """The installed `redialer` plans a 20-retry policy (its speed: bench/plan_speed.py)."""
-    path = spec_file(
-        tmp_path, retry={"strategy": {"type": "fixed_delay", "delay": 60, "max_retries": 20}}
+def test_plan_refuses_an_invalid_spec_or_one_without_recipients(tmp_path: Path):
+    """plan checks the spec like validate (exit 2), and needs a recipient to plan for."""
+    bad = spec_file(tmp_path, "bad.json", recipients=[{"phone": "12"}])
+    result = runner.invoke(
+        app, ["plan", bad, "--start", "2026-11-23T10:00:00Z", "--outcomes", "busy"]
     )
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "redialer"),
-            "plan",
-            path,
-            "--start",
-            "2026-11-23T10:00:00Z",
-            "--outcomes",
-            ",".join(["busy"] * 21),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    assert result.exit_code == 2 and "recipients[0].phone" in result.stderr
+    empty = spec_file(tmp_path, "empty.json", recipients=[])
+    result = runner.invoke(
+        app, ["plan", empty, "--start", "2026-11-23T10:00:00Z", "--outcomes", "busy"]
     )
-    assert result.returncode == 0, result.stderr
-    assert len(json.loads(result.stdout)["attempts"]) == 21
+    assert result.exit_code == 2 and "the spec has no recipients" in result.stderr

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import Session
 
-from redialer.dialers.base import CallRequest, idempotency_key
-from redialer.dialers.simulated import RATES, DialLedger, SimulatedDialer, load_script
+from redialer.dialers.base import CallRequest, CallResult, idempotency_key
+from redialer.dialers.simulated import (
+    DURATIONS,
+    RATES,
+    DialLedger,
+    SimulatedDialer,
+    load_script,
+)
 from redialer.loading import InvalidInput
 from redialer.outcomes import Outcome
 from redialer.store.store import Store
+from redialer.store.tables import SimulatedDialRow
+from tests import store_fixtures
+
+db = store_fixtures.db
+database_url = store_fixtures.database_url
 
 ADA = "+16505550199"
 
@@ -32,74 +47,147 @@ def request(attempt: int, phone: str = ADA, campaign: str = "c1") -> CallRequest
 def test_script_file_loads_and_normalises_numbers(tmp_path: Path):
     """A script maps numbers (any international format) to the outcome of each attempt."""
     path = tmp_path / "script.json"
-    path.write_text(json.dumps({"+1 650 555 0199": ["busy", "no_answer", "completed"]}))
-    assert load_script(path) == {ADA: [Outcome.BUSY, Outcome.NO_ANSWER, Outcome.COMPLETED]}
+    path.write_text(
+        json.dumps({"+1 650 555 0199": ["busy", "no_answer", "completed"], "+14155550100": ["dnd"]})
+    )
+    assert load_script(path) == {
+        ADA: [Outcome.BUSY, Outcome.NO_ANSWER, Outcome.COMPLETED],
+        "+14155550100": [Outcome.DND],
+    }
 
 
 def test_bad_script_lists_every_problem(tmp_path: Path):
     """Every bad entry of a script is reported at once with its key, value and rule."""
     path = tmp_path / "script.yaml"
-    path.write_text("'+16505550199': [busy, hung_up]\n'12': [busy]\n'+14155550100': []\n")
+    path.write_text(
+        "'+16505550199': [busy, hung_up]\n"
+        "'12': [busy]\n"
+        "'+14155550100': []\n"
+        "'+1 650 555 0199': [completed]\n"
+        "'+12125550123': busy\n"
+    )
     with pytest.raises(InvalidInput) as info:
         load_script(path)
-    assert [p.path for p in info.value.problems] == ["+16505550199[1]", "12", "+14155550100"]
+    problems = info.value.problems
+    assert [p.path for p in problems] == [
+        "+16505550199[1]",
+        "12",
+        "+14155550100",
+        "+1 650 555 0199",
+        "+12125550123",
+    ]
+    assert problems[0].value == "hung_up" and "no_answer" in problems[0].rule
+    assert "already scripted" in problems[3].rule
+    assert all(p.rule for p in problems)
+    assert isinstance(info.value, ValueError) and "hung_up" in str(info.value)
 
 
-async def test_scripted_outcomes_per_attempt_with_the_last_repeated(store: Store):
+async def test_scripted_outcomes_per_attempt_with_the_last_repeated(db: Store):
     """Attempt N gets the script's Nth outcome; past the end, the last one repeats."""
+    ledger = DialLedger(db)
     dialer = SimulatedDialer(
-        ledger=DialLedger(store), script={ADA: [Outcome.BUSY, Outcome.COMPLETED]}, instant=True
+        ledger=ledger, script={ADA: [Outcome.BUSY, Outcome.COMPLETED]}, instant=True
     )
     outcomes = [(await dialer.dial(request(n))).outcome for n in (1, 2, 3)]
     assert outcomes == [Outcome.BUSY, Outcome.COMPLETED, Outcome.COMPLETED]
+    assert [(d.attempt, d.outcome) for d in ledger.dials_for(ADA)] == [
+        (1, "busy"),
+        (2, "completed"),
+        (3, "completed"),
+    ]
 
 
 def test_unscripted_numbers_get_a_seeded_realistic_mix(store: Store):
     """Same seed and key, same outcome; over 5,000 calls the rates match within 3 points."""
     dialer = SimulatedDialer(ledger=DialLedger(store), seed=42)
+    again = SimulatedDialer(ledger=DialLedger(store), seed=42)
     other = SimulatedDialer(ledger=DialLedger(store), seed=43)
     keys = [request(1, phone=f"+1212555{n:04d}") for n in range(5000)]
     first = [dialer.decide(k) for k in keys]
-    assert first == [dialer.decide(k) for k in keys]
+    assert first == [again.decide(k) for k in keys]
     assert first != [other.decide(k) for k in keys]
     counts = Counter(outcome for outcome, _ in first)
+    assert set(counts) == set(RATES)
     for outcome, rate in RATES.items():
         assert abs(counts[outcome] / len(keys) - rate) < 0.03, (outcome, counts[outcome])
     for outcome, duration in first:
-        assert (25 <= duration <= 35) if outcome is Outcome.NO_ANSWER else duration > 0
+        low, high = DURATIONS.get(outcome, (1, 4))
+        assert low <= duration <= high, (outcome, duration)
 
 
-async def test_a_key_seen_again_returns_the_first_result_without_calling(store: Store):
+async def test_a_call_takes_its_time_sped_up_and_reports_its_simulated_length(store: Store):
+    """A call waits duration/speed of real time; its record shows the simulated duration."""
+    dialer = SimulatedDialer(ledger=DialLedger(store), script={ADA: [Outcome.BUSY]}, speed=100)
+    _, duration = dialer.decide(request(1))
+    before = datetime.now(UTC)
+    started = time.perf_counter()
+    result = await dialer.dial(request(1))
+    waited = time.perf_counter() - started
+    assert duration / 100 <= waited < duration / 100 + 1.0
+    assert result.ended_at - result.started_at == timedelta(seconds=duration)
+    assert before <= result.started_at <= datetime.now(UTC)  # wall clock outside an activity
+    key = request(1).idempotency_key
+    assert result.call_id == "sim-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+async def test_a_key_seen_again_returns_the_first_result_without_calling(db: Store):
     """Dialing the same idempotency key twice places one call and returns the same result."""
-    ledger = DialLedger(store)
+    ledger = DialLedger(db)
     dialer = SimulatedDialer(ledger=ledger, script={ADA: [Outcome.NO_ANSWER]}, instant=True)
     first = await dialer.dial(request(1))
-    again = await dialer.dial(request(1))
-    assert first == again
+    # Another worker with another script still gets the first result: nothing is re-decided.
+    other = SimulatedDialer(ledger=DialLedger(db), script={ADA: [Outcome.COMPLETED]}, instant=True)
+    assert await other.dial(request(1)) == first
+    assert await dialer.dial(request(1)) == first
+    assert (dialer.placed, other.placed) == (1, 0)
     assert ledger.placements() == {"c1:+16505550199:1": 1}
 
 
-async def test_a_call_cut_off_by_a_dead_worker_is_finished_not_redialed(store: Store):
-    """A ledger row without a result (the worker died mid-call) is finished, never placed again."""
-    ledger = DialLedger(store)
+async def test_a_call_cut_off_by_a_dead_worker_is_finished_not_redialed(db: Store):
+    """A ledger row without a result (its worker died mid-call) is finished, never placed again."""
+    ledger = DialLedger(db)
     req = request(1)
-    ledger.claim(req, "sim-dead", datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # placed, then SIGKILL
+    placed_at = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    ledger.claim(req, "sim-dead", placed_at)  # placed ... then SIGKILL, ten minutes ago
+    with Session(db.engine) as session:
+        session.exec(  # type: ignore[call-overload]
+            update(SimulatedDialRow).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
+        )
+        session.commit()
     dialer = SimulatedDialer(ledger=ledger, script={ADA: [Outcome.BUSY]}, instant=True)
+    started = time.perf_counter()
     result = await dialer.dial(req)
-    assert (result.outcome, result.call_id) == (Outcome.BUSY, "sim-dead")
+    assert time.perf_counter() - started < 2.0  # finished at once, not waited for
+    assert (result.outcome, result.call_id, result.started_at) == (
+        Outcome.BUSY,
+        "sim-dead",
+        placed_at,
+    )
+    assert dialer.placed == 0
     assert ledger.placements() == {req.idempotency_key: 1}
+    assert await dialer.dial(req) == result
 
 
-async def test_two_workers_racing_on_one_key_place_one_call(tmp_path: Path):
-    """Two processes' dialers on one SQLite file, same key at once: one call, one result."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    stores = [Store.open(url), Store.open(url)]
+async def test_two_workers_racing_on_one_key_place_one_call(database_url: str):
+    """Two processes' dialers on one database, same key at once: one call, one result."""
+    stores = [Store.open(database_url), Store.open(database_url)]
     dialers = [
-        SimulatedDialer(ledger=DialLedger(s), script={ADA: [Outcome.COMPLETED]}, speed=100)
-        for s in stores
+        SimulatedDialer(ledger=DialLedger(s), script={ADA: [Outcome.BUSY]}, speed=4) for s in stores
     ]
-    results = await asyncio.gather(*(d.dial(request(1)) for d in dialers))
-    assert results[0] == results[1]
-    assert DialLedger(stores[0]).placements() == {"c1:+16505550199:1": 1}
-    for s in stores:
-        s.close()
+    _, duration = dialers[0].decide(request(1))
+    started = time.perf_counter()
+
+    async def dial(dialer: SimulatedDialer) -> tuple[CallResult, float]:
+        result = await dialer.dial(request(1))
+        return result, time.perf_counter() - started
+
+    try:
+        (first, took), (second, other_took) = await asyncio.gather(*(dial(d) for d in dialers))
+        assert first == second and first.outcome is Outcome.BUSY
+        # The one that did not place the call waited for it to end: no early answer.
+        assert min(took, other_took) >= duration / 4
+        assert sorted(d.placed for d in dialers) == [0, 1]
+        assert DialLedger(stores[1]).placements() == {"c1:+16505550199:1": 1}
+    finally:
+        for s in stores:
+            s.close()

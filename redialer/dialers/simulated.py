@@ -1,10 +1,17 @@
 """SimulatedDialer: the embedded default, scriptable per number, seeded randomness for the rest.
 
 Idempotency, as a real provider must give it: the ledger row for a key is written *before* the
-call "rings" (the insert is the lock: a unique-key conflict means someone else placed it). A key
-seen again returns its first result. A row with no result means a worker died mid-call: the call
-was placed, so it is finished from its deterministic outcome, never placed again. `placements`
-counts real placements per key, so tests can prove no attempt was dialed twice.
+call "rings" (the insert is the lock: a unique-key conflict means someone else placed it), so at
+most one process ever places a given key, whatever crashes or retries happen around it.
+
+- A key seen again returns its first result, without a call.
+- A row with no result yet belongs to a call in progress: another worker's (wait for it to end,
+  polling up to the call's length plus 30 s) or a dead worker's. Once the call's length plus
+  `LIVENESS_SLACK` has passed since the row was claimed, its placer is presumed dead: the call was
+  placed, so it is finished from its outcome, never placed again. Both ways give one answer
+  because the outcome and duration are a pure function of (seed, script, key).
+- `placements` in the ledger, and `SimulatedDialer.placed` per process, count real placements,
+  so tests can prove that no attempt was dialed twice.
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ def load_script(path: Path) -> Script:
             str(path), [Problem("", type(data).__name__, "must map numbers to outcomes")]
         )
     script: Script = {}
+    written_as: dict[str, str] = {}
     problems = []
     for key, outcomes in data.items():
         try:
@@ -76,6 +84,11 @@ def load_script(path: Path) -> Script:
         except ValueError as exc:
             problems.append(Problem(str(key), key, str(exc)))
             continue
+        if phone in written_as:
+            rule = f"is {phone}, already scripted as {written_as[phone]!r}: list a number once"
+            problems.append(Problem(str(key), key, rule))
+            continue
+        written_as[phone] = str(key)
         if not isinstance(outcomes, list) or not outcomes:
             problems.append(Problem(str(key), outcomes, "must be a non-empty list of outcomes"))
             continue
@@ -173,6 +186,9 @@ class SimulatedDialer:
         self._speed = speed
         self._instant = instant
         self._clock = clock or call_clock
+        #: Calls this dialer really placed (rang); a key seen again, or left unfinished by a
+        #: dead worker, does not count: tests add these up across dialers to prove "one call".
+        self.placed = 0
 
     def decide(self, request: CallRequest) -> tuple[Outcome, float]:
         """The call's outcome and duration: fixed by the script, else by seed and key."""
@@ -192,6 +208,7 @@ class SimulatedDialer:
         call_id = "sim-" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:16]
         row = await asyncio.to_thread(self._ledger.claim, request, call_id, self._clock())
         if row is not None:  # we placed it: the call rings and ends
+            self.placed += 1
             await asyncio.sleep(duration / self._speed)
             ended = aware(row.started_at) + timedelta(seconds=duration)
             await asyncio.to_thread(self._ledger.finish, request.idempotency_key, outcome, ended)

@@ -8,13 +8,15 @@ through `asyncio.to_thread`, keeping the event loop free for heartbeats.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, event, func, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from redialer.outcomes import Outcome
@@ -37,7 +39,15 @@ def aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+#: How often to retry what another process starting at the same moment may be doing too
+#: (switching a new SQLite file to WAL, creating the tables), and the pause between tries.
+RACE_TRIES = 50
+RACE_PAUSE = 0.1
+
+
 def engine_for(url: str) -> Engine:
+    """One engine per process. SQLite: WAL, so several worker processes share one file (readers
+    never block the writer, a writer waits up to 30 s for another). PostgreSQL: psycopg 3."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
@@ -47,46 +57,81 @@ def engine_for(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _pragmas(connection: Any, _: Any) -> None:
         cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _switch_to_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     return engine
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """Switching a new file to WAL needs it alone for a moment, and SQLite refuses at once
+    ("database is locked", the busy timeout does not apply) while another process is switching
+    it: workers starting together on a new file retry for a few seconds."""
+    for attempt in range(RACE_TRIES):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == RACE_TRIES - 1:
+                raise
+            time.sleep(RACE_PAUSE)
+
+
+def _lost_creation_race(exc: DBAPIError) -> bool:
+    """Another process was creating the same table or index: "already exists" on SQLite and
+    PostgreSQL (which may report it as a unique violation in its catalog), or SQLite refusing
+    a read-then-write upgrade without waiting ("database is locked")."""
+    return "already exists" in str(exc) or "database is locked" in str(exc)
+
+
 class Store:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    """The one gateway to the database. One engine per store, a session per call."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = engine_for(url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)})"
 
     @classmethod
     def open(cls, url: str) -> Store:
         """Connect and create the tables on first start (safe when workers start together)."""
-        store = cls(engine_for(url))
-        try:
-            SQLModel.metadata.create_all(store.engine)
-        except (OperationalError, ProgrammingError) as exc:  # another process created them first
-            if "already exists" not in str(exc):
-                raise
+        store = cls(url)
+        for attempt in range(RACE_TRIES):
+            try:
+                SQLModel.metadata.create_all(store.engine)  # checks first: skips what exists
+                return store
+            except DBAPIError as exc:  # lost a race: try again, skipping what the winner made
+                if not _lost_creation_race(exc) or attempt == RACE_TRIES - 1:
+                    store.close()
+                    raise
+                time.sleep(RACE_PAUSE)
         return store
 
     def close(self) -> None:
         self.engine.dispose()
 
+    def _insert(self, table: type[SQLModel]) -> Any:
+        """This database's INSERT, which knows ON CONFLICT (spelled alike on both)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table.__table__)  # type: ignore[attr-defined]
+
     def _insert_ignoring_conflicts(
         self, table: type[SQLModel], rows: Sequence[dict[str, Any]]
     ) -> int:
-        """Insert rows, skipping any whose key exists; returns how many were new."""
+        """Insert rows in one transaction, skipping any whose key exists; returns how many were
+        new. INSERT ... ON CONFLICT DO NOTHING on both databases: a repeated write is a no-op,
+        and two writers racing on one key cannot both win. One statement compiled once, sent in
+        batches under each database's parameter limit (SQLAlchemy's "insertmanyvalues")."""
         if not rows:
             return 0
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         key = next(iter(table.__table__.primary_key.columns))  # type: ignore[attr-defined]
-        statement = dialect.insert(table).values(list(rows)).on_conflict_do_nothing().returning(key)
-        with Session(self.engine) as session:
-            # rowcount is -1 for multi-row inserts on some drivers: count what came back instead.
-            inserted = len(session.exec(statement).all())  # type: ignore[call-overload]
-            session.commit()
-            return inserted
+        statement = self._insert(table).on_conflict_do_nothing().returning(key)
+        with self.engine.begin() as connection:
+            # rowcount is -1 for batched inserts on some drivers: count the keys that came back.
+            return len(connection.execute(statement, list(rows)).all())
 
     # ---- call records ---------------------------------------------------------------------------
 
@@ -294,7 +339,7 @@ class Store:
                 ).where(CampaignRecipientRow.campaign_id == campaign_id)
             ).all()
             records = session.exec(
-                select(
+                select(  # type: ignore[call-overload]  # sqlmodel types up to 4 columns
                     CallRecordRow.phone,
                     CallRecordRow.attempt,
                     CallRecordRow.outcome,
@@ -326,8 +371,8 @@ class Store:
                 select(CallRecordRow.phone, CallRecordRow.outcome)
                 .join(
                     latest,
-                    (CallRecordRow.phone == latest.c.phone)
-                    & (CallRecordRow.attempt == latest.c.attempt),
+                    (col(CallRecordRow.phone) == latest.c.phone)
+                    & (col(CallRecordRow.attempt) == latest.c.attempt),
                 )
                 .where(CallRecordRow.campaign_id == campaign_id)
             ).all()
@@ -339,7 +384,7 @@ class Store:
             rows = session.exec(
                 select(CampaignRecipientRow.state, CampaignRecipientRow.status, func.count())
                 .where(CampaignRecipientRow.campaign_id == campaign_id)
-                .group_by(CampaignRecipientRow.state, CampaignRecipientRow.status)
+                .group_by(col(CampaignRecipientRow.state), col(CampaignRecipientRow.status))
             ).all()
         counts: dict[str, int] = {}
         for state, status, n in rows:
@@ -367,12 +412,17 @@ class Store:
     # ---- campaign state -------------------------------------------------------------------------
 
     def set_campaign_state(self, campaign_id: str, state: str) -> None:
+        """Upsert in one statement: two workers writing at once cannot collide on the key."""
+        now = utcnow()
+        statement = (
+            self._insert(CampaignRow)
+            .values(campaign_id=campaign_id, state=state, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=["campaign_id"], set_={"state": state, "updated_at": now}
+            )
+        )
         with Session(self.engine) as session:
-            row = session.get(CampaignRow, campaign_id)
-            if row is None:
-                session.add(CampaignRow(campaign_id=campaign_id, state=state, updated_at=utcnow()))
-            else:
-                row.state, row.updated_at = state, utcnow()
+            session.exec(statement)  # type: ignore[call-overload]
             session.commit()
 
     def campaign_state(self, campaign_id: str) -> str | None:
