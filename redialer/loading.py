@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from redialer.campaign import CampaignSpec
 from redialer.limits import Limits, Problem
@@ -172,8 +172,3 @@ def load_campaign(path: Path, *, limits: Limits) -> Loaded[CampaignSpec]:
 
 def load_recipients(path: Path) -> Loaded[list[Recipient]]:
     return parse_recipients(read_document(path), source=str(path))
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    """A model as plain JSON data (what the CLI prints with --json)."""
-    return model.model_dump(mode="json")

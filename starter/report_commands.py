@@ -122,6 +122,10 @@ def report(
     else:
         _print_report(reports[0])
     if plot is not None:
+        try:
+            import matplotlib  # noqa: F401  - only to check it is installed
+        except ImportError:
+            fail("--plot needs matplotlib: pip install 'redialer[plot]'")
         from starter.plots import draw_report
 
         draw_report(reports, plot)
