@@ -95,6 +95,8 @@ class CampaignInput(BaseModel):
     #: A fixed campaign completes only after this many recipients arrived (the starter's count),
     #: so one whose first batch finishes early does not end before the rest are delivered.
     expected_recipients: int | None = None
+    #: Continue as new past this many events, even before Temporal suggests it (tests lower it).
+    max_events_per_run: int = Field(default=8_000, ge=100)
     # Carried across continue-as-new:
     counts: CampaignCounts = Field(default_factory=CampaignCounts)
     state: CampaignState = CampaignState.RUNNING

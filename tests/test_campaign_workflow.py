@@ -238,3 +238,67 @@ async def test_retry_now_on_a_campaign_recipient(time_skipping_env, harness_for)
             await recipient.signal(RecipientWorkflow.retry_now)
             result = await asyncio.wait_for(handle.result(), 30)
     assert result.by_status == {FinalStatus.COMPLETED.value: 1}
+
+
+async def test_counts_and_pause_survive_continue_as_new(time_skipping_env, harness_for):
+    """Forced through several continue-as-new runs, the campaign loses no count, no recipient,
+    and stays paused across a run boundary."""
+    from redialer.payloads import AddRecipientsInput, CampaignInput
+    from workflows.ids import campaign_workflow_id
+
+    phones = [f"+1415555{n:04d}" for n in range(500, 540)]
+    h = harness_for(time_skipping_env, {p: [B, C] for p in phones})
+    client = time_skipping_env.client
+    campaign_id = f"can-{h.task_queue[-8:]}"
+    policy = spec([], delay=60, retries=1).policy()
+    async with h.worker():
+        handle = await client.start_workflow(
+            CampaignWorkflow.run,
+            CampaignInput(
+                campaign_id=campaign_id, policy=policy, long_living=True, max_events_per_run=100
+            ),
+            id=campaign_workflow_id(campaign_id),
+            task_queue=h.task_queue,
+        )
+        for i in range(0, 20, 4):  # small batches: many signals, many runs
+            await handle.signal(
+                CampaignWorkflow.add_recipients,
+                AddRecipientsInput(recipients=[Recipient(phone=p) for p in phones[i : i + 4]]),
+            )
+        await wait_progress(handle, lambda p: p.final == 20, skip=time_skipping_env)
+        first_run = handle.result_run_id
+        await handle.signal(CampaignWorkflow.pause)
+        await wait_progress(handle, lambda p: p.state is CampaignState.PAUSED)
+        paused_run = (await handle.describe()).run_id
+        for n, phone in enumerate(phones[20:] + phones[:3], start=1):  # one store trip each
+            await handle.signal(
+                CampaignWorkflow.add_recipients,
+                AddRecipientsInput(recipients=[Recipient(phone=phone)]),
+            )
+            await wait_progress(
+                handle, lambda p, n=n: p.total == min(20 + n, 40) or (n > 20 and p.total == 40)
+            )
+        await time_skipping_env.sleep(3600)
+        paused = await handle.query(CampaignWorkflow.progress)
+        assert (await handle.describe()).run_id != paused_run  # continued as new while paused
+        assert paused.state is CampaignState.PAUSED and paused.total == 40 and paused.final == 20
+        assert all(h.ledger.dials_for(p) == [] for p in phones[20:])  # nobody dialed while paused
+        await handle.signal(CampaignWorkflow.resume)
+        done = await wait_progress(handle, lambda p: p.final == 40, skip=time_skipping_env)
+        await handle.signal(CampaignWorkflow.stop)
+        result = await handle.result()
+    assert done.by_status == {"completed": 40}
+    assert result.total == 40 and result.by_status == {"completed": 40}
+    assert all(len(h.ledger.dials_for(p)) == 2 for p in phones)  # the re-added three: not again
+    runs, run_id = 0, first_run
+    while run_id:  # follow the chain of runs: each ends by continuing as new, the last completes
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        assert len(history.events) < 400  # each run stays small
+        runs += 1
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
+    assert runs >= 2

@@ -2,64 +2,101 @@
 
 from __future__ import annotations
 
-import re
+import shlex
 from pathlib import Path
 
 import yaml
+from temporalio.api.enums.v1 import IndexedValueType
 
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
 
 
-def test_compose_runs_the_whole_stack():
-    """PostgreSQL, Temporal on it, the Web UI, the attribute registration and the worker."""
-    services = COMPOSE["services"]
-    assert set(services) == {
+def cli_type(value_type: int) -> str:
+    """`INDEXED_VALUE_TYPE_KEYWORD_LIST` -> `KeywordList`, the spelling `temporal` accepts."""
+    name = IndexedValueType.Name(value_type).removeprefix("INDEXED_VALUE_TYPE_")
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def registered_attributes(command: str) -> dict[str, str]:
+    """Name -> type for every `search-attribute create` in a shell command (name/type pairs)."""
+    registered: dict[str, str] = {}
+    for call in command.split("search-attribute create")[1:]:
+        tokens = shlex.split(call.split(";")[0])
+        for i, token in enumerate(tokens):
+            if token == "--name":
+                assert tokens[i + 2] == "--type", f"--name {tokens[i + 1]} has no --type after it"
+                registered[tokens[i + 1]] = tokens[i + 3]
+    return registered
+
+
+def test_compose_has_the_five_services():
+    """PostgreSQL, Temporal, the attribute registration, the Web UI and the worker."""
+    assert set(SERVICES) == {
         "postgresql",
         "temporal",
         "temporal-admin-tools",
         "temporal-ui",
         "worker",
     }
-    assert services["temporal"]["environment"]["DB"] == "postgres12"
-    assert services["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgresql"
-    assert services["worker"]["depends_on"]["temporal-admin-tools"]["condition"] == (
+
+
+def test_services_start_in_order():
+    """Temporal waits for a healthy PostgreSQL, workers wait for the registered attributes."""
+    assert SERVICES["postgresql"]["healthcheck"]["test"][-1].startswith("pg_isready")
+    assert SERVICES["temporal"]["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    assert SERVICES["temporal"]["environment"]["DB"] == "postgres12"
+    assert SERVICES["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgresql"
+    assert SERVICES["temporal-admin-tools"]["restart"] == "no"
+    assert SERVICES["worker"]["depends_on"]["temporal-admin-tools"]["condition"] == (
         "service_completed_successfully"
     )
-    for volume in services["postgresql"]["volumes"]:
-        host = volume.split(":")[0]
-        if host.startswith("./"):
-            assert (ROOT / host).exists(), host
+
+
+def test_postgres_init_script_creates_the_redialer_database():
+    """The script mounted into /docker-entrypoint-initdb.d/ exists and creates role and database."""
+    mounts = [v for v in SERVICES["postgresql"]["volumes"] if "/docker-entrypoint-initdb.d/" in v]
+    assert mounts == ["./deploy/postgres-init.sql:/docker-entrypoint-initdb.d/10-redialer.sql:ro"]
+    init = (ROOT / "deploy" / "postgres-init.sql").read_text()
+    assert "CREATE ROLE redialer" in init and "CREATE DATABASE redialer" in init
 
 
 def test_worker_points_at_temporal_and_postgresql():
-    """The worker's settings name the Temporal service and a PostgreSQL store it can reach."""
-    env = COMPOSE["services"]["worker"]["environment"]
+    """The worker's environment names the Temporal service and the PostgreSQL store."""
+    env = SERVICES["worker"]["environment"]
     assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
-    assert env["REDIALER_DATABASE_URL"].startswith("postgresql://redialer:")
-    assert "@postgresql:5432/redialer" in env["REDIALER_DATABASE_URL"]
-    init = (ROOT / "deploy" / "postgres-init.sql").read_text()
-    assert "CREATE DATABASE redialer" in init and "CREATE ROLE redialer" in init
+    assert env["REDIALER_DATABASE_URL"] == (
+        "postgresql://redialer:redialer@postgresql:5432/redialer"
+    )
+    assert env["REDIALER_LOG_FORMAT"] == "json"
+
+
+def test_worker_can_be_scaled():
+    """No replicas, container name or host port on the worker, so `--scale worker=N` works."""
+    worker = SERVICES["worker"]
+    assert worker["build"] == "."
+    assert not {"deploy", "container_name", "ports"} & set(worker)
 
 
 def test_every_search_attribute_is_registered_with_its_type():
     """Adding a search attribute to the workflows without registering it fails here."""
-    command = " ".join(COMPOSE["services"]["temporal-admin-tools"]["command"])
-    registered: dict[str, str] = {}
-    for call in re.findall(r"search-attribute create(.*?);", command):
-        kind = re.search(r"--type (\w+)", call).group(1)  # type: ignore[union-attr]
-        for name in re.findall(r"--name (\w+)", call):
-            registered[name] = kind
-    expected = {k.name: ("Int" if k.name == "AttemptCount" else "Keyword") for k in sa.ALL}
-    assert registered == expected
+    command = " ".join(SERVICES["temporal-admin-tools"]["command"])
+    assert "--address temporal:7233" in command
+    expected = {key.name: cli_type(key.indexed_value_type) for key in sa.ALL}
+    assert registered_attributes(command) == expected
 
 
 def test_dockerfile_installs_the_package_and_runs_a_worker():
-    """The image installs redialer with its dependencies and starts `redialer worker`."""
+    """The image installs redialer as a non-root user and starts `redialer worker`."""
     text = (ROOT / "Dockerfile").read_text()
-    assert "pip install ." in text
-    assert 'CMD ["redialer", "worker"]' in text
-    for package in ("redialer", "workflows", "activities", "starter"):
-        assert f"COPY {package} ./{package}" in text
+    assert text.startswith("# ") and "FROM python:3.11-slim" in text
+    assert "COPY . ." in text
+    assert "pip install --no-cache-dir ." in text
+    assert "USER redialer" in text
+    assert text.rstrip().endswith('CMD ["redialer", "worker"]')
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for needed in ("pyproject.toml", "README.md", "redialer", "workflows", "activities", "starter"):
+        assert needed not in ignored, needed

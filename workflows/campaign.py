@@ -34,8 +34,6 @@ with workflow.unsafe.imports_passed_through():
 
 #: Recipients stored per enqueue activity, and started per page: bounded payloads and history.
 BATCH = 500
-#: Continue-as-new past this many events even if the server has not suggested it yet.
-MAX_EVENTS_PER_RUN = 8_000
 #: After `stop`, how long to wait for calls in progress to finish and report.
 STOP_GRACE = timedelta(hours=2)
 STORE_RETRY = RetryPolicy(
@@ -116,7 +114,7 @@ class CampaignWorkflow:
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > MAX_EVENTS_PER_RUN
+            or info.get_current_history_length() > self._input.max_events_per_run
         )
 
     def _carry_over(self) -> CampaignInput:
