@@ -84,7 +84,7 @@ class DialActivities:
         recorded = await asyncio.to_thread(self._store.get_attempt, key)
         if recorded is not None:
             bound.info("dial already recorded; returning it", outcome=recorded.outcome.value)
-            return DialResult(attempt=recorded)
+            return await self._result(input, recorded)
         if input.campaign_id is not None:
             skipped = await self._campaign_gate(input.campaign_id)
             if skipped is not None:
@@ -116,7 +116,22 @@ class DialActivities:
             record=record,
             variables=input.recipient.variables,
         )
-        return DialResult(attempt=record)
+        return await self._result(input, record)
+
+    async def _result(self, input: DialInput, record: AttemptRecord) -> DialResult:
+        """The attempt, and the recipient's final status if this outcome ends it (see finals)."""
+        final = input.finals.get(record.outcome)
+        if final is not None:
+            await self._record_final(
+                RecordFinalInput(
+                    campaign_id=input.campaign_id,
+                    phone=input.recipient.phone,
+                    retry_group_id=input.retry_group_id,
+                    status=final,
+                    attempts=input.attempt,
+                )
+            )
+        return DialResult(attempt=record, final_recorded=final)
 
     async def _place_call(self, input: DialInput, key: str, bound: Any) -> AttemptRecord:
         """Dial under the caps; the slot and the in-progress mark are released come what may."""
@@ -213,6 +228,11 @@ class DialActivities:
 
     @activity.defn(name="record_final")
     async def record_final(self, input: RecordFinalInput) -> None:
+        """A final status the last dial did not record: opt-out, cancel, a refused dial, or a
+        scheduled retry time that passed during the call."""
+        await self._record_final(input)
+
+    async def _record_final(self, input: RecordFinalInput) -> None:
         """Keep the recipient's final status; opt-outs and DND join the suppression list."""
         if input.status in (FinalStatus.OPTED_OUT, FinalStatus.DND):
             reason = "opted_out" if input.status is FinalStatus.OPTED_OUT else "dnd"

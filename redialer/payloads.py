@@ -142,6 +142,9 @@ class DialInput(BaseModel):
     #: The campaign's caps, enforced by the dial activity across every worker.
     max_concurrent_calls: int | None = None
     max_calls_per_second: float | None = None
+    #: Outcomes that make this attempt the last, with the status each gives: the activity records
+    #: it with the attempt, so the workflow needs no second round trip to record it.
+    finals: dict[Outcome, FinalStatus] = {}
 
 
 class DialSkip(StrEnum):
@@ -157,6 +160,8 @@ class DialResult(BaseModel):
 
     attempt: AttemptRecord | None = None
     skipped: DialSkip | None = None
+    #: The final status recorded with the attempt (its outcome was in `DialInput.finals`).
+    final_recorded: FinalStatus | None = None
 
 
 class RecordFinalInput(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -61,6 +62,13 @@ class Final(BaseModel):
 Decision = DialAt | Final
 
 
+def _exhausted(attempts: int) -> Final:
+    return Final(
+        status=FinalStatus.ALL_RETRIES_EXHAUSTED,
+        reason=f"no retries left after {attempts} attempt(s)",
+    )
+
+
 def status_if_not_retried(retry: RetryPolicy, attempts: Sequence[PastAttempt]) -> Final | None:
     """The final status the last outcome leads to by the retry rules, or None if it may retry."""
     outcome = attempts[-1].outcome
@@ -78,6 +86,58 @@ def status_if_not_retried(retry: RetryPolicy, attempts: Sequence[PastAttempt]) -
                 reason=f"{outcome.value} may be retried at most {cap} time(s)",
             )
     return None
+
+
+@dataclass(frozen=True)
+class _Hypothetical:
+    outcome: Outcome
+    started_at: datetime
+    ended_at: datetime
+
+
+#: Finality never depends on jitter; predictions draw from this, never from the workflow's rng.
+_NO_JITTER_NEEDED = random.Random(0)
+
+
+def final_status(
+    policy: CampaignPolicy, *, zone: ZoneInfo, attempts: Sequence[PastAttempt], now: datetime
+) -> Final | None:
+    """Whether the attempts so far end the recipient, and with which status; None if they don't."""
+    final = status_if_not_retried(policy.retry, attempts)
+    if final is not None:
+        return final
+    due = policy.retry.strategy.earliest_retry(
+        retry_number=len(attempts),
+        last_ended_at=attempts[-1].ended_at,
+        now=now,
+        zone=zone,
+        rng=_NO_JITTER_NEEDED,
+    )
+    return _exhausted(len(attempts)) if due is None else None
+
+
+def finals_by_outcome(
+    policy: CampaignPolicy, *, zone: ZoneInfo, attempts: Sequence[PastAttempt], now: datetime
+) -> dict[Outcome, FinalStatus]:
+    """Before a call: the outcomes that would make it the last one, and the status each gives.
+
+    The dial activity records that status with the attempt, saving a round trip at the end. The
+    prediction is safe: time only ever removes retries (a scheduled time passes, nothing is
+    added), so an outcome final for a call ending `now` is final for one ending later. An outcome
+    missing here may still turn out final (a scheduled time passed during the call); the
+    workflow then records the status itself.
+    """
+    finals: dict[Outcome, FinalStatus] = {}
+    for outcome in Outcome:
+        final = final_status(
+            policy,
+            zone=zone,
+            attempts=[*attempts, _Hypothetical(outcome, now, now)],
+            now=now,
+        )
+        if final is not None:
+            finals[outcome] = final.status
+    return finals
 
 
 def next_step(
@@ -107,10 +167,7 @@ def next_step(
             rng=rng,
         )
         if due is None:
-            return Final(
-                status=FinalStatus.ALL_RETRIES_EXHAUSTED,
-                reason=f"no retries left after {len(attempts)} attempt(s)",
-            )
+            return _exhausted(len(attempts))
     else:
         due = now
     at, deferred = next_allowed(max(due, now), policy=policy, zone=zone, attempts=attempts)

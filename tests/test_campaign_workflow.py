@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -12,8 +13,11 @@ from redialer.campaign import CampaignSpec
 from redialer.outcomes import FinalStatus, Outcome
 from redialer.payloads import CampaignProgress, CampaignState
 from redialer.recipients import Recipient
+from redialer.store.store import Store
 from starter import campaigns
+from workflows import search_attributes as sa
 from workflows.campaign import CampaignWorkflow
+from workflows.ids import recipient_workflow_id
 from workflows.recipient import RecipientWorkflow
 
 B, N, C, V = Outcome.BUSY, Outcome.NO_ANSWER, Outcome.COMPLETED, Outcome.VOICEMAIL
@@ -86,6 +90,42 @@ async def test_fixed_campaign_completes_with_every_status_counted(time_skipping_
     # Every attempt is a call record of its own, grouped by the recipient workflow id.
     assert sorted(len(h.ledger.dials_for(p)) for p in phones) == [1, 1, 1, 2, 3, 4]
     assert all(n == 1 for n in h.ledger.placements().values())
+    # The last dial recorded each final status with its call: the store, the Web UI's search
+    # attributes and the workflow agree, and no extra round trip was made to record it.
+    expected = {
+        phones[0]: ("completed", 1),
+        phones[1]: ("completed", 2),
+        phones[2]: ("all_retries_exhausted", 4),
+        phones[3]: ("voicemail_final", 1),
+        phones[4]: ("invalid_number", 1),
+        phones[5]: ("completed", 3),
+    }
+    assert await final_records(time_skipping_env, h.store, s.campaign_id, phones) == {
+        phone: (status, n, n, False) for phone, (status, n) in expected.items()
+    }
+
+
+async def final_records(
+    env: WorkflowEnvironment, store: Store, campaign_id: str, phones: list[str]
+) -> dict[str, tuple[str, int, int, bool]]:
+    """Per phone: (store status, store attempts, AttemptCount, whether record_final ran)."""
+    rows = {r.phone: r for r in store.recipients_for_export(campaign_id)}
+    found = {}
+    for phone in phones:
+        handle = env.client.get_workflow_handle(recipient_workflow_id(campaign_id, phone))
+        attributes = (await handle.describe()).typed_search_attributes
+        assert attributes.get(sa.CALL_STATUS) == rows[phone].status
+        history = await handle.fetch_history()
+        extra_round_trip = any(
+            e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for e in history.events
+        )
+        found[phone] = (
+            rows[phone].status,
+            rows[phone].attempts,
+            attributes.get(sa.ATTEMPT_COUNT),
+            extra_round_trip,
+        )
+    return found
 
 
 async def test_duplicate_numbers_are_called_once(time_skipping_env, harness_for):
@@ -219,6 +259,11 @@ async def test_opt_out_through_the_campaign(time_skipping_env, harness_for):
     assert result.by_status == {"opted_out": 1, "completed": 1}
     assert h.store.suppression_reason(phones[0]) == "opted_out"
     assert len(h.ledger.dials_for(phones[0])) == 1
+    # Opting out ends without a call, so the workflow records that status itself.
+    assert await final_records(time_skipping_env, h.store, s.campaign_id, phones) == {
+        phones[0]: ("opted_out", 1, 1, True),
+        phones[1]: ("completed", 2, 2, False),
+    }
 
 
 async def test_retry_now_on_a_campaign_recipient(time_skipping_env, harness_for):

@@ -86,6 +86,24 @@ async def test_voicemail_final_and_failed_retried_once(time_skipping_env, harnes
     assert (result.status, len(history.attempts)) == (FinalStatus.FAILED, 2)
 
 
+async def test_a_retried_call_costs_at_most_twelve_history_events_per_attempt(
+    time_skipping_env, harness_for
+):
+    """Busy, no answer, completed: the final status is recorded with the last call, so three
+    attempts cost 36 events (timer, dial activity, two workflow tasks and an AttemptCount
+    upsert per retry), keeping long campaigns far from Temporal's history limits."""
+    pol = policy(retry={"strategy": {"type": "attempts", "delays": [60, 60]}})
+    h = harness_for(time_skipping_env, {ADA: [B, N, C]})
+    async with h.worker():
+        handle = await start_single_call(
+            time_skipping_env.client, Recipient(phone=ADA), pol, task_queue=h.task_queue
+        )
+        result = await handle.result()
+        events = (await handle.fetch_history()).events
+    assert (result.status, result.attempts) == (FinalStatus.COMPLETED, 3)
+    assert len(events) <= 3 * 12, [e.event_type for e in events]
+
+
 async def test_calling_hours_and_pause_window_hold_real_timers(time_skipping_env, harness_for):
     """Retries wait out a Monday pause window and calling hours in the recipient's zone."""
     pol = policy(

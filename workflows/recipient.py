@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         RecipientResult,
         RecordFinalInput,
     )
-    from redialer.schedule import DialAt, Final, next_step
+    from redialer.schedule import DialAt, Final, finals_by_outcome, next_step
     from redialer.zones import load_zone, recipient_zone_name
     from workflows import search_attributes as sa
 
@@ -84,6 +84,8 @@ class RecipientWorkflow:
         self._paused_in_store = False  # the dial activity found the campaign paused
         self._retry_now = False
         self._wake = False  # any signal interrupts the current sleep
+        #: The final status the last dial recorded with its attempt (saves a round trip at the end).
+        self._final_recorded: FinalStatus | None = None
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -179,6 +181,12 @@ class RecipientWorkflow:
                     attempt=attempt,
                     max_concurrent_calls=self._input.policy.max_concurrent_calls,
                     max_calls_per_second=self._input.policy.max_calls_per_second,
+                    finals=finals_by_outcome(
+                        self._input.policy,
+                        zone=load_zone(self._zone_name),
+                        attempts=self._observed,
+                        now=started,
+                    ),
                 ),
                 start_to_close_timeout=DIAL_TIMEOUT,
                 heartbeat_timeout=DIAL_HEARTBEAT,
@@ -201,7 +209,11 @@ class RecipientWorkflow:
         elif result.attempt is not None:
             self._attempts.append(result.attempt)
             self._observed.append(_Observed(result.attempt.outcome, started, workflow.now()))
-            workflow.upsert_search_attributes([sa.ATTEMPT_COUNT.value_set(len(self._attempts))])
+            self._final_recorded = result.final_recorded
+            if self._final_recorded is None:  # else the count goes with the final status
+                workflow.upsert_search_attributes(
+                    [sa.ATTEMPT_COUNT.value_set(len(self._attempts))]
+                )
 
     async def _finish(self) -> RecipientResult:
         final = self._final
@@ -211,18 +223,22 @@ class RecipientWorkflow:
         workflow.set_current_details(
             f"**{self._phone}** final: {final.status.value} ({final.reason})"
         )
-        await workflow.execute_local_activity_method(
-            DialActivities.record_final,
-            RecordFinalInput(
-                campaign_id=self._input.campaign_id,
-                phone=self._phone,
-                retry_group_id=workflow.info().workflow_id,
-                status=final.status,
-                attempts=len(self._attempts),
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-        )
-        workflow.upsert_search_attributes([sa.CALL_STATUS.value_set(final.status.value)])
+        attributes = [sa.CALL_STATUS.value_set(final.status.value)]
+        if self._final_recorded is not None:
+            attributes.append(sa.ATTEMPT_COUNT.value_set(len(self._attempts)))
+        if self._final_recorded is not final.status:
+            await workflow.execute_local_activity_method(
+                DialActivities.record_final,
+                RecordFinalInput(
+                    campaign_id=self._input.campaign_id,
+                    phone=self._phone,
+                    retry_group_id=workflow.info().workflow_id,
+                    status=final.status,
+                    attempts=len(self._attempts),
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+        workflow.upsert_search_attributes(attributes)
         if self._input.report_to:
             await self._report(final.status)
         await workflow.wait_condition(workflow.all_handlers_finished)
