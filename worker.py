@@ -28,12 +28,15 @@ from redialer.store.store import Store
 from starter.client import connect
 from workflows import search_attributes as sa
 from workflows.campaign import CampaignWorkflow
+from workflows.ids import campaign_task_queue
 from workflows.recipient import RecipientWorkflow
 from workflows.sandbox import WORKFLOW_RUNNER
 
 log = structlog.get_logger("redialer.worker")
 
 WORKFLOWS = [RecipientWorkflow, CampaignWorkflow]
+#: Campaign activities at once per process (each pages through starts or signals, bounded inside).
+CAMPAIGN_ACTIVITIES = 16
 #: How long a shutting-down worker lets activities (calls in progress) finish.
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
@@ -48,6 +51,34 @@ def build_dialer(settings: Settings, store: Store) -> Dialer:
     )
 
 
+class Workers:
+    """One process's workers: recipients on the task queue, campaigns on their own queue.
+
+    Both register every workflow and activity (a campaign started before the split still runs);
+    the split only decides where new work waits, so campaign pages never queue behind calls.
+    """
+
+    def __init__(self, recipients: Worker, campaigns: Worker) -> None:
+        self.recipients = recipients
+        self.campaigns = campaigns
+        self.task_queue = recipients.task_queue
+
+    async def __aenter__(self) -> Workers:
+        await self.recipients.__aenter__()
+        try:
+            await self.campaigns.__aenter__()
+        except BaseException:
+            await self.recipients.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.campaigns.__aexit__(*exc)  # type: ignore[arg-type]
+        finally:
+            await self.recipients.__aexit__(*exc)  # type: ignore[arg-type]
+
+
 def build_worker(
     client: Client,
     *,
@@ -55,26 +86,34 @@ def build_worker(
     store: Store,
     dialer: Dialer,
     task_queue: str | None = None,
-) -> Worker:
-    """The worker with every workflow and activity; tests call this with their own pieces."""
+) -> Workers:
+    """The workers with every workflow and activity; tests call this with their own pieces."""
     queue = task_queue or settings.task_queue
     dialing = DialActivities(store=store, dialer=dialer)
     campaign = CampaignActivities(store=store, client=client, task_queue=queue)
-    return Worker(
-        client,
-        task_queue=queue,
-        workflows=WORKFLOWS,
-        workflow_runner=WORKFLOW_RUNNER,
-        activities=[
-            dialing.dial,
-            dialing.record_final,
-            campaign.enqueue_recipients,
-            campaign.start_recipients,
-            campaign.control_campaign,
-            campaign.opt_out_recipient,
-        ],
-        max_concurrent_activities=settings.max_concurrent_activities,
-        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    activities = [
+        dialing.dial,
+        dialing.record_final,
+        campaign.enqueue_recipients,
+        campaign.start_recipients,
+        campaign.control_campaign,
+        campaign.opt_out_recipient,
+    ]
+
+    def worker(on: str, max_activities: int) -> Worker:
+        return Worker(
+            client,
+            task_queue=on,
+            workflows=WORKFLOWS,
+            workflow_runner=WORKFLOW_RUNNER,
+            activities=activities,
+            max_concurrent_activities=max_activities,
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+
+    return Workers(
+        worker(queue, settings.max_concurrent_activities),
+        worker(campaign_task_queue(queue), CAMPAIGN_ACTIVITIES),
     )
 
 
@@ -110,7 +149,11 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with worker:
-        log.info("worker polling", task_queue=worker.task_queue)
+        log.info(
+            "worker polling",
+            task_queue=worker.task_queue,
+            campaign_task_queue=worker.campaigns.task_queue,
+        )
         await stop.wait()
         log.info("worker shutting down")
     store.close()

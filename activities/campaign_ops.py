@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
 import structlog
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -26,6 +27,7 @@ from redialer.payloads import (
     EnqueueRecipientsInput,
     EnqueueRecipientsResult,
     OptOutInput,
+    QueuedRecipient,
     RecipientInput,
     StartRecipientsInput,
     StartRecipientsResult,
@@ -66,10 +68,15 @@ class CampaignActivities:
 
     @activity.defn(name="enqueue_recipients")
     async def enqueue_recipients(self, input: EnqueueRecipientsInput) -> EnqueueRecipientsResult:
+        recipients, rejected = validated(input.recipients)
+        for phone, problem in rejected:
+            log.warning(
+                "recipient rejected", campaign=input.campaign_id, recipient=phone, error=problem
+            )
         accepted, duplicates = await asyncio.to_thread(
             self._store.enqueue_recipients,
             input.campaign_id,
-            input.recipients,
+            recipients,
             workflow_id_for=lambda phone: recipient_workflow_id(input.campaign_id, phone),
             campaign_timezone=input.campaign_timezone,
         )
@@ -79,7 +86,9 @@ class CampaignActivities:
             accepted=accepted,
             duplicates=duplicates,
         )
-        return EnqueueRecipientsResult(accepted=accepted, duplicates=duplicates)
+        return EnqueueRecipientsResult(
+            accepted=accepted, duplicates=duplicates, rejected=len(rejected)
+        )
 
     @activity.defn(name="start_recipients")
     async def start_recipients(self, input: StartRecipientsInput) -> StartRecipientsResult:
@@ -167,6 +176,22 @@ class CampaignActivities:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:  # already final and closed: nothing to do
                 raise
+
+
+def validated(queued: Iterable[QueuedRecipient]) -> tuple[list[Recipient], list[tuple[str, str]]]:
+    """Full validation, off the workflow thread: the valid ones, and (phone, problem) for each
+    of the rest."""
+    recipients: list[Recipient] = []
+    rejected: list[tuple[str, str]] = []
+    for q in queued:
+        try:
+            recipients.append(Recipient.model_validate(q.model_dump()))
+        except ValidationError as exc:
+            problem = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['input']!r}: {e['msg']}" for e in exc.errors()
+            )
+            rejected.append((q.phone, problem))
+    return recipients, rejected
 
 
 def recipient_search_attributes(campaign_id: str | None, phone: str) -> TypedSearchAttributes:

@@ -54,9 +54,7 @@ async def big_campaign(bench: Bench, n: int) -> dict[str, Any]:
     while True:
         p = await progress_of(bench, spec.campaign_id)
         rss, peak = worker_rss_mb(bench.worker)
-        samples.append(
-            {"t": time.time() - t0, "final": p.final, "queued": p.queued, "rss_mb": rss}
-        )
+        samples.append({"t": time.time() - t0, "final": p.final, "queued": p.queued, "rss_mb": rss})
         print(
             f"  {samples[-1]['t']:7.0f} s  total {p.total:>7}  queued {p.queued:>7}"
             f"  final {p.final:>7}  worker RSS {rss:5.0f} MB",

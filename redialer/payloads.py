@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from redialer.allowed_time import Deferral
 from redialer.campaign import CampaignPolicy
@@ -86,12 +86,28 @@ class CampaignCounts(BaseModel):
         return sum(self.by_status.values())
 
 
+class QueuedRecipient(BaseModel):
+    """A recipient on its way to the store: the campaign workflow only passes it on.
+
+    Same JSON as `Recipient`, without its validators: numbers are checked at the edge (the spec,
+    the CLI) and again by the enqueue activity, never in workflow code, where parsing 100,000
+    numbers on every replay would stall the workflow task past Temporal's deadlock detector.
+    """
+
+    model_config = ConfigDict(from_attributes=True)  # a validated Recipient converts as is
+
+    phone: str
+    timezone: str | None = None
+    variables: dict[str, JsonValue] = {}
+    metadata: dict[str, JsonValue] = {}
+
+
 class CampaignInput(BaseModel):
     campaign_id: str
     policy: CampaignPolicy
     long_living: bool = False
     #: The first recipients, bounded (the starter sends the rest with `add_recipients`).
-    recipients: list[Recipient] = []
+    recipients: list[QueuedRecipient] = []
     #: A fixed campaign completes only after this many recipients arrived (the starter's count),
     #: so one whose first batch finishes early does not end before the rest are delivered.
     expected_recipients: int | None = None
@@ -104,7 +120,7 @@ class CampaignInput(BaseModel):
 
 
 class AddRecipientsInput(BaseModel):
-    recipients: list[Recipient]
+    recipients: list[QueuedRecipient]
 
 
 class RecipientFinishedInput(BaseModel):
@@ -174,13 +190,14 @@ class RecordFinalInput(BaseModel):
 
 class EnqueueRecipientsInput(BaseModel):
     campaign_id: str
-    recipients: list[Recipient]
+    recipients: list[QueuedRecipient]
     campaign_timezone: str = "UTC"  # to resolve each recipient's zone for reports
 
 
 class EnqueueRecipientsResult(BaseModel):
     accepted: int  # new to this campaign
     duplicates: int  # already in it: never called twice
+    rejected: int = 0  # not a valid recipient (a signal sent around the CLI): logged, skipped
 
 
 class StartRecipientsInput(BaseModel):

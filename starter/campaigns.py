@@ -28,7 +28,7 @@ from redialer.payloads import (
 from redialer.recipients import Recipient
 from workflows import search_attributes as sa
 from workflows.campaign import CampaignWorkflow
-from workflows.ids import campaign_workflow_id, recipient_workflow_id
+from workflows.ids import campaign_task_queue, campaign_workflow_id, recipient_workflow_id
 from workflows.recipient import RecipientWorkflow
 
 #: Recipients per start input or signal: about 100 kB, far below the 2 MB payload limit.
@@ -42,7 +42,10 @@ def _batches(recipients: Sequence[Recipient]) -> list[list[Recipient]]:
 async def start_campaign(
     client: Client, spec: CampaignSpec, *, task_queue: str
 ) -> WorkflowHandle[CampaignWorkflow, CampaignResult]:
-    """Start the campaign (refused if its id was ever used) and deliver its recipients."""
+    """Start the campaign (refused if its id was ever used) and deliver its recipients.
+
+    `task_queue` is the workers' queue; the campaign itself runs on its campaign queue beside it.
+    """
     if not spec.long_living and not spec.recipients:
         raise ValueError("recipients: a fixed campaign needs at least one recipient")
     batches = _batches(spec.recipients)
@@ -56,7 +59,7 @@ async def start_campaign(
             expected_recipients=None if spec.long_living else len(spec.recipients),
         ),
         id=campaign_workflow_id(spec.campaign_id),
-        task_queue=task_queue,
+        task_queue=campaign_task_queue(task_queue),
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(sa.CAMPAIGN_ID, spec.campaign_id)]

@@ -11,13 +11,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from redialer.campaign import CampaignSpec
 from redialer.outcomes import FinalStatus, Outcome
-from redialer.payloads import CampaignProgress, CampaignState
+from redialer.payloads import CampaignInput, CampaignProgress, CampaignState
 from redialer.recipients import Recipient
 from redialer.store.store import Store
 from starter import campaigns
 from workflows import search_attributes as sa
 from workflows.campaign import CampaignWorkflow
-from workflows.ids import recipient_workflow_id
+from workflows.ids import campaign_task_queue, recipient_workflow_id
 from workflows.recipient import RecipientWorkflow
 
 B, N, C, V = Outcome.BUSY, Outcome.NO_ANSWER, Outcome.COMPLETED, Outcome.VOICEMAIL
@@ -79,6 +79,12 @@ async def test_fixed_campaign_completes_with_every_status_counted(time_skipping_
         )
         result = await handle.result()
         progress = await handle.query(CampaignWorkflow.progress)
+        # The campaign runs on its own queue: its pages never wait behind recipients' calls.
+        assert (await handle.describe()).task_queue == campaign_task_queue(h.task_queue)
+        recipient = time_skipping_env.client.get_workflow_handle(
+            recipient_workflow_id(s.campaign_id, phones[0])
+        )
+        assert (await recipient.describe()).task_queue == h.task_queue
     assert result.state is CampaignState.COMPLETED
     assert result.by_status == {
         "completed": 3,
@@ -347,3 +353,42 @@ async def test_counts_and_pause_survive_continue_as_new(time_skipping_env, harne
             else None
         )
     assert runs >= 2
+
+
+async def test_a_bad_number_signalled_around_the_cli_is_skipped_and_the_rest_kept(
+    time_skipping_env, harness_for
+):
+    """The workflow passes recipients on unparsed (parsing 100,000 numbers on each replay would
+    stall it); the enqueue activity refuses an invalid one, keeps the others, and a fixed
+    campaign still completes, its invalid recipient counted as received."""
+    from redialer.payloads import AddRecipientsInput, QueuedRecipient
+
+    phones = PHONES[26:29]
+    h = harness_for(time_skipping_env, {p: [C] for p in phones})
+    s = spec(phones[:1])
+    async with h.worker():
+        handle = await time_skipping_env.client.start_workflow(
+            CampaignWorkflow.run,
+            CampaignInput(
+                campaign_id=s.campaign_id,
+                policy=s.policy(),
+                recipients=[QueuedRecipient(phone=phones[0])],
+                expected_recipients=4,
+            ),
+            id=f"campaign/{s.campaign_id}",
+            task_queue=campaign_task_queue(h.task_queue),
+        )
+        await handle.signal(
+            CampaignWorkflow.add_recipients,
+            AddRecipientsInput(
+                recipients=[
+                    QueuedRecipient(phone=phones[1]),
+                    QueuedRecipient(phone="+1555", variables={"lost": False}),
+                    Recipient(phone=phones[2]),
+                ]
+            ),
+        )
+        result = await handle.result()
+    assert result.total == 3 and result.by_status == {"completed": 3}
+    assert all(len(h.ledger.dials_for(p)) == 1 for p in phones)
+    assert {r.phone for r in h.store.recipients_for_export(s.campaign_id)} == set(phones)

@@ -27,10 +27,10 @@ with workflow.unsafe.imports_passed_through():
         CampaignState,
         EnqueueRecipientsInput,
         OptOutInput,
+        QueuedRecipient,
         RecipientFinishedInput,
         StartRecipientsInput,
     )
-    from redialer.recipients import Recipient
 
 #: Recipients stored per enqueue activity, and started per page: bounded payloads and history.
 BATCH = 500
@@ -48,7 +48,7 @@ class CampaignWorkflow:
         self._input = input
         self._counts = input.counts.model_copy(deep=True)
         self._state = input.state
-        self._inbox: list[Recipient] = list(input.recipients)
+        self._inbox: list[QueuedRecipient] = list(input.recipients)
         self._controls: list[CampaignState] = []
         self._opt_outs: list[str] = []
         self._received = input.received
@@ -140,7 +140,7 @@ class CampaignWorkflow:
             retry_policy=STORE_RETRY,
             summary=f"store {len(batch)} recipients",
         )
-        self._received += result.accepted + result.duplicates
+        self._received += result.accepted + result.duplicates + result.rejected
         self._counts.total += result.accepted
         self._counts.queued += result.accepted
 

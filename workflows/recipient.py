@@ -211,9 +211,7 @@ class RecipientWorkflow:
             self._observed.append(_Observed(result.attempt.outcome, started, workflow.now()))
             self._final_recorded = result.final_recorded
             if self._final_recorded is None:  # else the count goes with the final status
-                workflow.upsert_search_attributes(
-                    [sa.ATTEMPT_COUNT.value_set(len(self._attempts))]
-                )
+                workflow.upsert_search_attributes([sa.ATTEMPT_COUNT.value_set(len(self._attempts))])
 
     async def _finish(self) -> RecipientResult:
         final = self._final
