@@ -68,7 +68,7 @@ class CampaignActivities:
 
     @activity.defn(name="enqueue_recipients")
     async def enqueue_recipients(self, input: EnqueueRecipientsInput) -> EnqueueRecipientsResult:
-        recipients, rejected = validated(input.recipients)
+        recipients, rejected = await asyncio.to_thread(validated, input.recipients)
         for phone, problem in rejected:
             log.warning(
                 "recipient rejected", campaign=input.campaign_id, recipient=phone, error=problem

@@ -366,6 +366,9 @@ async def environment(mode: str, b1_phones: list[str]) -> AsyncIterator[Bench]:
 
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    if args.only_sleeping:
+        async with environment(mode, phones("212", 20)) as bench:
+            return {"mode": mode, "B2-sleeping": await b2_sleeping(bench, args.b2)}
     async with environment(mode, phones("212", max(args.b1, 20))) as bench:
         await b0(bench, 20)  # warm-up
         await b1(bench, 20)
@@ -445,6 +448,9 @@ def main() -> None:
     parser.add_argument("--b3", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--modes", default="file,memory")
+    parser.add_argument(
+        "--only-sleeping", action="store_true", help="only worker RSS with --b2 recipients asleep"
+    )
     args = parser.parse_args()
     if args.quick:
         args.b0, args.b1, args.b2, args.b3, args.repeat = 60, 60, 300, 300, 1
@@ -455,7 +461,10 @@ def main() -> None:
         result = asyncio.run(run_mode(mode, args))
         result.update(machine=machine(), sizes=vars(args))
         (RESULTS / f"{stamp}-{mode}.json").write_text(json.dumps(result, indent=2))
-        print_table(result)
+        if args.only_sleeping:
+            print(json.dumps(result["B2-sleeping"]))
+        else:
+            print_table(result)
 
 
 if __name__ == "__main__":

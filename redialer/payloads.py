@@ -117,6 +117,7 @@ class CampaignInput(BaseModel):
     counts: CampaignCounts = Field(default_factory=CampaignCounts)
     state: CampaignState = CampaignState.RUNNING
     received: int = 0  # recipients delivered so far, duplicates included
+    stop_deadline: AwareDatetime | None = None  # once stopped: stop waiting for reports then
 
 
 class AddRecipientsInput(BaseModel):

@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from redialer.campaign import CampaignSpec
 from redialer.outcomes import FinalStatus, Outcome
-from redialer.payloads import CampaignInput, CampaignProgress, CampaignState
+from redialer.payloads import CampaignInput, CampaignProgress, CampaignState, QueuedRecipient
 from redialer.recipients import Recipient
 from redialer.store.store import Store
 from starter import campaigns
@@ -392,3 +392,36 @@ async def test_a_bad_number_signalled_around_the_cli_is_skipped_and_the_rest_kep
     assert result.total == 3 and result.by_status == {"completed": 3}
     assert all(len(h.ledger.dials_for(p)) == 1 for p in phones)
     assert {r.phone for r in h.store.recipients_for_export(s.campaign_id)} == set(phones)
+
+
+async def test_a_stopped_campaign_keeps_counting_across_runs(time_skipping_env, harness_for):
+    """After `stop`, every waiting recipient reports `canceled` by a signal; a large campaign
+    gets more of them than one run may hold, so the wait continues as new and still counts all."""
+    phones = [f"+1415555{n:04d}" for n in range(600, 760)]
+    h = harness_for(time_skipping_env, {p: [B, C] for p in phones})
+    client = time_skipping_env.client
+    campaign_id = f"stop-can-{h.task_queue[-8:]}"
+    async with h.worker():
+        handle = await client.start_workflow(
+            CampaignWorkflow.run,
+            CampaignInput(
+                campaign_id=campaign_id,
+                policy=spec([], delay=7200, retries=1).policy(),
+                recipients=[QueuedRecipient(phone=p) for p in phones],
+                expected_recipients=len(phones),
+                max_events_per_run=100,
+            ),
+            id=f"campaign/{campaign_id}",
+            task_queue=campaign_task_queue(h.task_queue),
+        )
+        with time_skipping_env.auto_time_skipping_disabled():
+            await wait_progress(handle, lambda p: p.total == 160 and p.queued == 0, timeout=60)
+            await _all_waiting(time_skipping_env, campaign_id, phones)
+            stopped_run = (await handle.describe()).run_id
+            await handle.signal(CampaignWorkflow.stop)
+            result = await handle.result()
+            last_run = (await client.get_workflow_handle(handle.id).describe()).run_id
+    assert result.state is CampaignState.STOPPED
+    assert result.by_status == {"canceled": 160}
+    assert last_run != stopped_run  # the reports outgrew a run: it continued as new
+    assert all(len(h.ledger.dials_for(p)) == 1 for p in phones)

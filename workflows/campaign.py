@@ -183,14 +183,33 @@ class CampaignWorkflow:
         )
 
     async def _wait_for_calls_in_progress(self) -> None:
-        try:
-            await workflow.wait_condition(
-                lambda: self._counts.final >= self._counts.total,
-                timeout=STOP_GRACE,
-                timeout_summary="calls in progress finish",
-            )
-        except TimeoutError:
-            workflow.logger.warning("stopped with recipients still unreported")
+        """After `stop`, count the recipients still reporting, up to STOP_GRACE in all.
+
+        A stopped campaign of 100,000 gets 100,000 `recipient_finished` signals here, more than
+        one run may hold (Temporal caps signals and events per run), so this wait continues as
+        new too, carrying its deadline.
+        """
+        deadline = self._input.stop_deadline or workflow.now() + STOP_GRACE
+        while self._counts.final < self._counts.total:
+            left = (deadline - workflow.now()).total_seconds()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                await workflow.wait_condition(
+                    lambda: (
+                        self._counts.final >= self._counts.total or self._should_continue_as_new()
+                    ),
+                    timeout=left,
+                    timeout_summary="calls in progress finish",
+                )
+            except TimeoutError:
+                workflow.logger.warning("stopped with recipients still unreported")
+                return
+            if self._counts.final < self._counts.total and self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    self._carry_over().model_copy(update={"stop_deadline": deadline})
+                )
 
     def _count_final(self, status: FinalStatus, n: int = 1) -> None:
         self._counts.by_status[status] = self._counts.by_status.get(status, 0) + n
