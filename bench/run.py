@@ -23,10 +23,12 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -346,16 +348,20 @@ async def environment(mode: str, b1_phones: list[str]) -> AsyncIterator[Bench]:
         "REDIALER_MAX_CONCURRENT_ACTIVITIES": "500",
     }
     store = Store.open(settings.database_url)
+    log = (tmp / "worker.log").open("w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "bench.worker"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=(tmp / "worker.log").open("w"),
+        stderr=log,
         text=True,
     )
     try:
         assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+        # Keep draining the worker's stdout: a full pipe would block its next log line, and
+        # with it the workflow thread that wrote it (the worker would stop taking tasks).
+        threading.Thread(target=shutil.copyfileobj, args=(worker.stdout, log), daemon=True).start()
         yield Bench(await connect(settings), store, worker, settings.task_queue, b1_phones)
     finally:
         worker.terminate()
