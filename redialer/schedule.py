@@ -62,13 +62,6 @@ class Final(BaseModel):
 Decision = DialAt | Final
 
 
-def _exhausted(attempts: int) -> Final:
-    return Final(
-        status=FinalStatus.ALL_RETRIES_EXHAUSTED,
-        reason=f"no retries left after {attempts} attempt(s)",
-    )
-
-
 def status_if_not_retried(retry: RetryPolicy, attempts: Sequence[PastAttempt]) -> Final | None:
     """The final status the last outcome leads to by the retry rules, or None if it may retry."""
     outcome = attempts[-1].outcome
@@ -113,7 +106,12 @@ def final_status(
         zone=zone,
         rng=_NO_JITTER_NEEDED,
     )
-    return _exhausted(len(attempts)) if due is None else None
+    if due is None:
+        return Final(
+            status=FinalStatus.ALL_RETRIES_EXHAUSTED,
+            reason=f"no retries left after {len(attempts)} attempt(s)",
+        )
+    return None
 
 
 def finals_by_outcome(
@@ -155,19 +153,17 @@ def next_step(
     calling hours and the daily cap. The first attempt obeys the same windows.
     """
     if attempts:
-        final = status_if_not_retried(policy.retry, attempts)
+        final = final_status(policy, zone=zone, attempts=attempts, now=now)
         if final is not None:
             return final
-        strategy = policy.retry.strategy
-        due = strategy.earliest_retry(
+        due = policy.retry.strategy.earliest_retry(
             retry_number=len(attempts),
             last_ended_at=attempts[-1].ended_at,
             now=now,
             zone=zone,
             rng=rng,
         )
-        if due is None:
-            return _exhausted(len(attempts))
+        assert due is not None, "final_status found a retry left; jitter cannot remove it"
     else:
         due = now
     at, deferred = next_allowed(max(due, now), policy=policy, zone=zone, attempts=attempts)
