@@ -29,7 +29,7 @@ from redialer.payloads import (
     DialSkip,
     RecordFinalInput,
 )
-from redialer.store.store import Store
+from redialer.store.store import DialGate, Store
 
 log = structlog.get_logger(__name__)
 
@@ -40,11 +40,12 @@ SLOT_LEASE = timedelta(seconds=60)
 
 
 def _busy(message: str, *, kind: str, after: float) -> ApplicationError:
-    """Try again later, spread out; activity retries cost no history events."""
+    """Try again after `after` seconds, give or take a tenth, so that dials told to come back at
+    the same moment do not; activity retries cost no history events."""
     return ApplicationError(
         message,
         type=kind,
-        next_retry_delay=timedelta(seconds=after + random.uniform(0, 1.5)),
+        next_retry_delay=timedelta(seconds=after * random.uniform(1.0, 1.1)),
         category=ApplicationErrorCategory.BENIGN,  # expected under load: not logged as a failure
     )
 
@@ -53,11 +54,22 @@ def _busy(message: str, *, kind: str, after: float) -> ApplicationError:
 async def _heartbeating(
     every: float = HEARTBEAT_EVERY, also: Callable[[], None] | None = None
 ) -> AsyncIterator[None]:
+    """Heartbeat while a call is up; `also` (renewing the call's slot) runs beside, never in the
+    way: a store slow to answer must not cost the call its heartbeat, and with it its attempt."""
+
+    async def renew() -> None:
+        assert also is not None
+        try:
+            await asyncio.to_thread(also)
+        except Exception as exc:  # the lease has a minute to spare: the next beat tries again
+            log.warning("could not renew a call slot", error=str(exc))
+
     async def beat() -> None:
+        renewing: asyncio.Task[None] | None = None
         while True:
             activity.heartbeat()
-            if also is not None:
-                await asyncio.to_thread(also)
+            if also is not None and (renewing is None or renewing.done()):
+                renewing = asyncio.create_task(renew())
             await asyncio.sleep(every)
 
     task = asyncio.create_task(beat())
@@ -81,20 +93,17 @@ class DialActivities:
         phone = input.recipient.phone
         key = idempotency_key(input.campaign_id or input.retry_group_id, phone, input.attempt)
         bound = log.bind(campaign=input.campaign_id, recipient=phone, attempt=input.attempt)
-        recorded = await asyncio.to_thread(self._store.get_attempt, key)
-        if recorded is not None:
-            bound.info("dial already recorded; returning it", outcome=recorded.outcome.value)
-            return await self._result(input, recorded)
-        if input.campaign_id is not None:
-            skipped = await self._campaign_gate(input.campaign_id)
-            if skipped is not None:
-                bound.info("dial skipped", reason=skipped.value)
-                return DialResult(skipped=skipped)
-        suppressed = await asyncio.to_thread(self._store.suppression_reason, phone)
-        if suppressed == "opted_out":
-            bound.info("recipient opted out; not dialed")
-            return DialResult(skipped=DialSkip.OPTED_OUT)
-        if suppressed is not None:
+        gate = await asyncio.to_thread(
+            self._store.dial_gate, key, campaign_id=input.campaign_id, phone=phone
+        )
+        if gate.recorded is not None:
+            bound.info("dial already recorded; returning it", outcome=gate.recorded.outcome.value)
+            return await self._finish(input, key, gate.recorded)
+        skipped = _skip_reason(gate)
+        if skipped is not None:
+            bound.info("dial skipped", reason=skipped.value)
+            return DialResult(skipped=skipped)
+        if gate.suppressed is not None:
             now = datetime.now(UTC)
             record = AttemptRecord(
                 attempt=input.attempt,
@@ -104,37 +113,33 @@ class DialActivities:
                 call_id=None,
                 dialed=False,
             )
-            bound.info("number is suppressed; not dialed", reason=suppressed)
+            bound.info("number is suppressed; not dialed", reason=gate.suppressed)
         else:
             record = await self._place_call(input, key, bound)
+        return await self._finish(input, key, record)
+
+    async def _finish(self, input: DialInput, key: str, record: AttemptRecord) -> DialResult:
+        """Record the attempt, with the recipient's final status if this outcome ends it (see
+        `DialInput.finals`), in one write; safe to repeat."""
+        final = input.finals.get(record.outcome)
         await asyncio.to_thread(
-            self._store.record_attempt,
+            self._store.finish_attempt,
             key=key,
             campaign_id=input.campaign_id,
-            phone=phone,
+            phone=input.recipient.phone,
             retry_group_id=input.retry_group_id,
             record=record,
             variables=input.recipient.variables,
+            final=final.value if final is not None else None,
+            suppress=_suppression_for(final),
         )
-        return await self._result(input, record)
-
-    async def _result(self, input: DialInput, record: AttemptRecord) -> DialResult:
-        """The attempt, and the recipient's final status if this outcome ends it (see finals)."""
-        final = input.finals.get(record.outcome)
         if final is not None:
-            await self._record_final(
-                RecordFinalInput(
-                    campaign_id=input.campaign_id,
-                    phone=input.recipient.phone,
-                    retry_group_id=input.retry_group_id,
-                    status=final,
-                    attempts=input.attempt,
-                )
-            )
+            _log_final(input.campaign_id, input.recipient.phone, final, input.attempt)
         return DialResult(attempt=record, final_recorded=final)
 
     async def _place_call(self, input: DialInput, key: str, bound: Any) -> AttemptRecord:
-        """Dial under the caps; the slot and the in-progress mark are released come what may."""
+        """Dial under the caps: a slot (if capped) and an in-progress mark held for as long as
+        the call may be up."""
         request = CallRequest(
             idempotency_key=key,
             campaign_id=input.campaign_id,
@@ -144,18 +149,22 @@ class DialActivities:
             variables=input.recipient.variables,
             metadata=input.recipient.metadata,
         )
-        holds_slot = await self._take_slot(input, key)
-        await self._note_dialing(input, datetime.now(UTC))
+        holds_slot = await self._admit(input, key)
         try:
+            await self._note_dialing(input, datetime.now(UTC))
             async with _heartbeating(also=self._renewer(input, key) if holds_slot else None):
                 result = await self._dialer.dial(request)
-        except PermanentDialError as exc:
+        except PermanentDialError as exc:  # refused: no call was placed
+            await self._release(input, key, holds_slot)
+            await self._note_dialing(input, None)
             bound.warning("dial refused permanently", error=str(exc))
             raise ApplicationError(str(exc), type="InvalidDialRequest", non_retryable=True) from exc
-        finally:
-            if holds_slot and input.campaign_id:
-                await asyncio.to_thread(self._store.release_slot, input.campaign_id, key)
-            await self._note_dialing(input, None)
+        # Anything else (this attempt cancelled or timed out, the provider unreachable) may leave
+        # the call up at the provider: its slot stays held, and the retried attempt, under the
+        # same key, takes it over (a dead worker's lease runs out in a minute). Freeing it here
+        # would let one call too many begin while this one still rings. (Its in-progress mark
+        # goes with the call record, in one write.)
+        await self._release(input, key, holds_slot)
         bound.info("call ended", outcome=result.outcome.value, call_id=result.call_id)
         return AttemptRecord(
             attempt=input.attempt,
@@ -165,6 +174,11 @@ class DialActivities:
             call_id=result.call_id,
         )
 
+    async def _release(self, input: DialInput, key: str, holds_slot: bool) -> None:
+        """The call has ended, or never began: its slot is free."""
+        if holds_slot and input.campaign_id:
+            await asyncio.to_thread(self._store.caps.release, input.campaign_id, key)
+
     async def _note_dialing(self, input: DialInput, since: datetime | None) -> None:
         """Calls in progress, for `redialer watch` (campaign recipients only)."""
         if input.campaign_id is not None:
@@ -172,82 +186,77 @@ class DialActivities:
                 self._store.mark_dialing, input.campaign_id, input.recipient.phone, since
             )
 
-    async def _take_slot(self, input: DialInput, key: str) -> bool:
-        """Hold one of the campaign's call slots and a dial-rate ticket, or retry later."""
+    async def _admit(self, input: DialInput, key: str) -> bool:
+        """Through the campaign's call caps (True if it holds a call slot), or back in line:
+        Temporal retries the activity when the line says, which adds no history events and holds
+        no worker slot while waiting."""
         campaign = input.campaign_id
-        if campaign is None:
+        if campaign is None or not (input.max_concurrent_calls or input.max_calls_per_second):
             return False
-        holds = False
-        if input.max_concurrent_calls:
-            slot = await asyncio.to_thread(
-                self._store.acquire_slot,
-                campaign,
-                key,
-                limit=input.max_concurrent_calls,
-                lease=SLOT_LEASE,
+        admission = await asyncio.to_thread(
+            self._store.caps.admit,
+            campaign,
+            key,
+            max_calls=input.max_concurrent_calls,
+            rate=input.max_calls_per_second,
+            lease=SLOT_LEASE,
+        )
+        if not admission.admitted:
+            raise _busy(
+                f"{campaign}: waiting for its call caps, {admission.ahead} calls ahead in line",
+                kind="CallCapsFull",
+                after=admission.retry_after,
             )
-            if slot is None:
-                raise _busy(
-                    f"all {input.max_concurrent_calls} call slots of {campaign} are busy",
-                    kind="CallSlotsBusy",
-                    after=1.0,
-                )
-            holds = True
-        if input.max_calls_per_second:
-            window = max(1.0, 1.0 / input.max_calls_per_second)
-            wait = await asyncio.to_thread(
-                self._store.take_dial_ticket,
-                campaign,
-                key,
-                per_window=max(1, round(input.max_calls_per_second * window)),
-                window_seconds=window,
-            )
-            if wait is not None:
-                if holds:
-                    await asyncio.to_thread(self._store.release_slot, campaign, key)
-                raise _busy(
-                    f"{campaign} is at {input.max_calls_per_second} calls/s",
-                    kind="DialRateLimited",
-                    after=wait,
-                )
-        return holds
+        return admission.holds_slot
 
     def _renewer(self, input: DialInput, key: str) -> Callable[[], None]:
         campaign = input.campaign_id
         assert campaign is not None
-        return lambda: self._store.renew_slot(campaign, key, SLOT_LEASE)
-
-    async def _campaign_gate(self, campaign_id: str) -> DialSkip | None:
-        """No dial after `stop`, none while paused: the store is the truth across workers."""
-        state = await asyncio.to_thread(self._store.campaign_state, campaign_id)
-        if state == CampaignState.STOPPED:
-            return DialSkip.CAMPAIGN_STOPPED
-        if state == CampaignState.PAUSED:
-            return DialSkip.CAMPAIGN_PAUSED
-        return None
+        return lambda: self._store.caps.renew(campaign, key, SLOT_LEASE)
 
     @activity.defn(name="record_final")
     async def record_final(self, input: RecordFinalInput) -> None:
         """A final status the last dial did not record: opt-out, cancel, a refused dial, or a
         scheduled retry time that passed during the call."""
-        await self._record_final(input)
-
-    async def _record_final(self, input: RecordFinalInput) -> None:
-        """Keep the recipient's final status; opt-outs and DND join the suppression list."""
-        if input.status in (FinalStatus.OPTED_OUT, FinalStatus.DND):
-            reason = "opted_out" if input.status is FinalStatus.OPTED_OUT else "dnd"
-            await asyncio.to_thread(self._store.suppress, input.phone, reason, input.campaign_id)
+        status = input.status
+        reason = "opted_out" if input.opted_out else _suppression_for(status)
         await asyncio.to_thread(
-            self._store.set_final,
+            self._store.record_final,
             campaign_id=input.campaign_id,
             phone=input.phone,
-            status=input.status.value,
+            status=status.value,
             attempts=input.attempts,
+            suppress=reason,
         )
-        log.info(
-            "recipient final",
-            campaign=input.campaign_id,
-            recipient=input.phone,
-            status=input.status.value,
-            attempts=input.attempts,
-        )
+        _log_final(input.campaign_id, input.phone, status, input.attempts)
+
+
+def _log_final(campaign_id: str | None, phone: str, status: FinalStatus, attempts: int) -> None:
+    log.info(
+        "recipient final",
+        campaign=campaign_id,
+        recipient=phone,
+        status=status.value,
+        attempts=attempts,
+    )
+
+
+def _skip_reason(gate: DialGate) -> DialSkip | None:
+    """No dial after `stop`, none while paused (the store is the truth across workers), none to
+    a number that opted out."""
+    if gate.campaign_state == CampaignState.STOPPED:
+        return DialSkip.CAMPAIGN_STOPPED
+    if gate.campaign_state == CampaignState.PAUSED:
+        return DialSkip.CAMPAIGN_PAUSED
+    if gate.suppressed == "opted_out":
+        return DialSkip.OPTED_OUT
+    return None
+
+
+def _suppression_for(status: FinalStatus | None) -> str | None:
+    """Opt-outs and DND join the suppression list: never called again, in any campaign."""
+    if status is FinalStatus.OPTED_OUT:
+        return "opted_out"
+    if status is FinalStatus.DND:
+        return "dnd"
+    return None

@@ -29,7 +29,8 @@ CAMPAIGN = f"bench-report-{int(time.time())}"  # its own rows only, deleted afte
 
 def generate(store: Store, records: int, seed: int = 1) -> int:
     rng = random.Random(seed)
-    phones, rows = [], []
+    phones: list[str] = []
+    rows: list[dict[str, object]] = []
     start = datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
     n = 0
     while len(rows) < records:

@@ -33,16 +33,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.campaign_ops import PARALLEL_REQUESTS as PARALLEL_STARTS  # like for like
 from redialer.binaries import find_binary
 from redialer.campaign import CampaignPolicy, CampaignSpec
 from redialer.dialers.simulated import DialLedger
-from redialer.payloads import AddRecipientsInput, CampaignProgress
+from redialer.payloads import AddRecipientsInput, CampaignProgress, QueuedRecipient
 from redialer.recipients import Recipient
 from redialer.settings import Settings
 from redialer.store.store import Store
@@ -56,7 +59,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 B1_POLICY = CampaignPolicy.model_validate(
     {"retry": {"strategy": {"type": "attempts", "delays": [1, 1]}}}
 )
-PARALLEL_STARTS = 64
 
 
 @dataclass
@@ -106,16 +108,17 @@ async def b0(bench: Bench, n: int) -> dict[str, float]:
     t0 = time.perf_counter()
     handles = await bounded(
         [
-            (
-                lambda i=i: bench.client.start_workflow(
-                    "BenchTrivial", id=i, task_queue=bench.task_queue + "-trivial"
-                )
+            partial(
+                bench.client.start_workflow,
+                "BenchTrivial",
+                id=i,
+                task_queue=bench.task_queue + "-trivial",
             )
             for i in ids
         ]
     )
     started = time.perf_counter() - t0
-    await bounded([(lambda h=h: h.result()) for h in handles])
+    await bounded([h.result for h in handles])
     elapsed = time.perf_counter() - t0
     events = await history_length(bench.client, ids[0])
     return {
@@ -133,20 +136,19 @@ async def b1(bench: Bench, n: int) -> dict[str, float]:
     t0 = time.perf_counter()
     handles = await bounded(
         [
-            (
-                lambda r=r: campaigns.start_single_call(
-                    bench.client,
-                    r,
-                    B1_POLICY,
-                    task_queue=bench.task_queue,
-                    workflow_id=f"b1/{run}/{r.phone}",
-                )
+            partial(
+                campaigns.start_single_call,
+                bench.client,
+                r,
+                B1_POLICY,
+                task_queue=bench.task_queue,
+                workflow_id=f"b1/{run}/{r.phone}",
             )
             for r in recipients
         ]
     )
     started = time.perf_counter() - t0
-    results = await bounded([(lambda h=h: h.result()) for h in handles])
+    results = await bounded([h.result for h in handles])
     elapsed = time.perf_counter() - t0
     attempts = sum(r.attempts for r in results)
     sample = [await history_length(bench.client, h.id) for h in handles[:10]]
@@ -170,6 +172,7 @@ async def progress_of(bench: Bench, campaign_id: str) -> CampaignProgress:
                 RPCStatusCode.DEADLINE_EXCEEDED,
                 RPCStatusCode.CANCELLED,
                 RPCStatusCode.UNKNOWN,
+                RPCStatusCode.UNAVAILABLE,
             ):
                 raise
             await asyncio.sleep(1)
@@ -200,20 +203,19 @@ async def b2_client(bench: Bench, n: int) -> dict[str, float]:
     t0 = time.time()
     handles = await bounded(
         [
-            (
-                lambda p=p: campaigns.start_single_call(
-                    bench.client,
-                    Recipient(phone=p),
-                    policy,
-                    task_queue=bench.task_queue,
-                    workflow_id=f"b2c/{run}/{p}",
-                )
+            partial(
+                campaigns.start_single_call,
+                bench.client,
+                Recipient(phone=p),
+                policy,
+                task_queue=bench.task_queue,
+                workflow_id=f"b2c/{run}/{p}",
             )
             for p in phones("917", n)
         ]
     )
     started = time.time() - t0
-    await bounded([(lambda h=h: h.result()) for h in handles])
+    await bounded([h.result for h in handles])
     return {"starts_per_s": n / started, "finish_s": time.time() - t0}
 
 
@@ -281,13 +283,12 @@ async def b3(bench: Bench, n: int, per_signal: int = 1) -> dict[str, float]:
     t0 = time.perf_counter()
     await bounded(
         [
-            (
-                lambda i=i: handle.signal(
-                    CampaignWorkflow.add_recipients,
-                    AddRecipientsInput(
-                        recipients=[Recipient(phone=p) for p in numbers[i : i + per_signal]]
-                    ),
-                )
+            partial(
+                handle.signal,
+                CampaignWorkflow.add_recipients,
+                AddRecipientsInput(
+                    recipients=[QueuedRecipient(phone=p) for p in numbers[i : i + per_signal]]
+                ),
             )
             for i in range(0, n, per_signal)
         ],
@@ -296,7 +297,7 @@ async def b3(bench: Bench, n: int, per_signal: int = 1) -> dict[str, float]:
     # Every number once more: duplicates must not be called again.
     await handle.signal(
         CampaignWorkflow.add_recipients,
-        AddRecipientsInput(recipients=[Recipient(phone=p) for p in numbers[:500]]),
+        AddRecipientsInput(recipients=[QueuedRecipient(phone=p) for p in numbers[:500]]),
     )
     while (p := await progress_of(bench, spec.campaign_id)).final < n:
         await asyncio.sleep(0.5)
@@ -319,9 +320,78 @@ async def b3(bench: Bench, n: int, per_signal: int = 1) -> dict[str, float]:
     }
 
 
+#: B4: no-answer calls ring 25-35 s; at this speed about a second each.
+B4_SPEED = 30.0
+B4_CAP = 20
+#: What a dial waiting for a slot cost before the line: a retry every 1 to 2.5 s.
+RETRY_EVERY_BEFORE = 1.75
+
+
+async def b4(bench: Bench, n: int) -> dict[str, float]:
+    """A campaign capped at B4_CAP calls, with n recipients due at once: the cap holds, slots
+    stay busy, and the dials waiting in line check in a few times each (a sample's histories)."""
+    spec = CampaignSpec.model_validate(
+        {
+            "campaign_id": f"b4-{uuid.uuid4().hex[:8]}",
+            "max_concurrent_calls": B4_CAP,
+            "recipients": [{"phone": p} for p in phones("347", n)],
+        }
+    )
+    t0 = time.time()
+    handle = await campaigns.start_campaign(bench.client, spec, task_queue=bench.task_queue)
+    await handle.result()
+    elapsed = time.time() - t0
+    dials = DialLedger(bench.store).dials_for_campaign(spec.campaign_id)
+    intervals = [(d.claimed_at, d.finished_at) for d in dials if d.finished_at is not None]
+    attempts, waits = [], []
+    for phone in phones("347", n)[:: max(1, n // 200)]:
+        history = await bench.client.get_workflow_handle(
+            f"campaign/{spec.campaign_id}/recipient/{phone}"
+        ).fetch_history()
+        scheduled = {}
+        for e in history.events:
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                scheduled[e.event_id] = e.event_time.ToDatetime()
+            elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                a = e.activity_task_started_event_attributes
+                attempts.append(a.attempt)
+                waits.append(
+                    (e.event_time.ToDatetime() - scheduled[a.scheduled_event_id]).total_seconds()
+                )
+    return {
+        "recipients": n,
+        "cap": B4_CAP,
+        "peak_calls_up": most_at_once(intervals),
+        "calls_per_s": len(dials) / elapsed,
+        "elapsed_s": elapsed,
+        "dial_attempts_per_call": statistics.mean(attempts),
+        "mean_wait_in_line_s": statistics.mean(waits),
+        "attempts_per_call_retrying_every_1_75s": statistics.mean(
+            1 + w / RETRY_EVERY_BEFORE for w in waits
+        ),
+    }
+
+
+def most_at_once(intervals: list[tuple[Any, Any]]) -> int:
+    """The most intervals overlapping at any instant (an end before a start at the same one)."""
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    best = current = 0
+    for _, step in edges:
+        current += step
+        best = max(best, current)
+    return best
+
+
 @contextlib.asynccontextmanager
-async def environment(mode: str, b1_phones: list[str]) -> AsyncIterator[Bench]:
-    """A dev server (a WAL SQLite file, or in memory) and one worker process, torn down after."""
+async def environment(
+    mode: str,
+    b1_phones: list[str],
+    *,
+    script: dict[str, list[str]] | None = None,
+    speed: float = 1e6,
+) -> AsyncIterator[Bench]:
+    """A dev server (a WAL SQLite file, or in memory) and one worker process, torn down after.
+    B1's numbers are scripted busy, no answer, completed; `speed` divides call durations."""
     tmp = Path(tempfile.mkdtemp(prefix=f"redialer-bench-{mode}-"))
     port = free_port()
     server = start_server(
@@ -331,8 +401,10 @@ async def environment(mode: str, b1_phones: list[str]) -> AsyncIterator[Bench]:
         db=tmp / "temporal.db" if mode == "file" else None,
         log=tmp / "server.log",
     )
-    script = tmp / "script.json"
-    script.write_text(json.dumps({p: ["busy", "no_answer", "completed"] for p in b1_phones}))
+    script_file = tmp / "script.json"
+    script_file.write_text(
+        json.dumps({**{p: ["busy", "no_answer", "completed"] for p in b1_phones}, **(script or {})})
+    )
     settings = Settings(
         temporal_address=f"127.0.0.1:{port}",
         task_queue="bench",
@@ -343,8 +415,8 @@ async def environment(mode: str, b1_phones: list[str]) -> AsyncIterator[Bench]:
         "TEMPORAL_ADDRESS": settings.temporal_address,
         "REDIALER_TASK_QUEUE": settings.task_queue,
         "REDIALER_DATABASE_URL": settings.database_url,
-        "REDIALER_SIMULATOR_SCRIPT": str(script),
-        "REDIALER_SIMULATOR_SPEED": "1000000",
+        "REDIALER_SIMULATOR_SCRIPT": str(script_file),
+        "REDIALER_SIMULATOR_SPEED": str(speed),
         "REDIALER_MAX_CONCURRENT_ACTIVITIES": "500",
     }
     store = Store.open(settings.database_url)
@@ -357,18 +429,24 @@ async def environment(mode: str, b1_phones: list[str]) -> AsyncIterator[Bench]:
         stderr=log,
         text=True,
     )
+    finished = False
     try:
         assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
         # Keep draining the worker's stdout: a full pipe would block its next log line, and
         # with it the workflow thread that wrote it (the worker would stop taking tasks).
         threading.Thread(target=shutil.copyfileobj, args=(worker.stdout, log), daemon=True).start()
         yield Bench(await connect(settings), store, worker, settings.task_queue, b1_phones)
+        finished = True
     finally:
         worker.terminate()
         worker.wait(timeout=60)
         store.close()
         server.terminate()
         server.wait(timeout=30)
+        if finished:
+            shutil.rmtree(tmp, ignore_errors=True)  # a 10,000-recipient run leaves 250 MB
+        else:
+            print(f"  server and worker logs kept in {tmp}", flush=True)
 
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -386,6 +464,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             rows["B2-client"].append(await b2_client(bench, args.b2))
             rows["B2"].append(await b2(bench, args.b2))
         once = {"B2-sleeping": await b2_sleeping(bench, args.b2), "B3": await b3(bench, args.b3)}
+    b4_script = {p: ["no_answer"] for p in phones("347", args.b4)}
+    async with environment(mode, [], script=b4_script, speed=B4_SPEED) as slow_calls:
+        once["B4"] = await b4(slow_calls, args.b4)
     medians = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in rows.items()}
     return {"mode": mode, "medians": medians, "runs": rows, **once}
 
@@ -437,6 +518,14 @@ def print_table(result: dict[str, Any]) -> None:
         f"B2 sleeping       {s['sleeping_recipients']} recipients on timers: worker RSS"
         f" {s['worker_rss_mb']:.0f} MB (peak {s['worker_peak_rss_mb']:.0f} MB)"
     )
+    b4 = result["B4"]
+    print(
+        f"B4 capped at {b4['cap']}    {b4['recipients']} recipients due at once: peak"
+        f" {b4['peak_calls_up']} calls up, {b4['calls_per_s']:.1f} calls/s, dial attempts per"
+        f" call {b4['dial_attempts_per_call']:.1f} (retrying every 1.75 s:"
+        f" {b4['attempts_per_call_retrying_every_1_75s']:.0f}), mean wait in line"
+        f" {b4['mean_wait_in_line_s']:.0f} s"
+    )
     b3 = result["B3"]
     print(
         f"B3 long-living    {b3['signals']} signals, {b3['recipients']} recipients: lost"
@@ -448,10 +537,11 @@ def print_table(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--b0", type=int, default=300)
-    parser.add_argument("--b1", type=int, default=300)
+    parser.add_argument("--b0", type=int, default=1000)
+    parser.add_argument("--b1", type=int, default=500)
     parser.add_argument("--b2", type=int, default=10_000)
     parser.add_argument("--b3", type=int, default=5_000)
+    parser.add_argument("--b4", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--modes", default="file,memory")
     parser.add_argument(
@@ -459,7 +549,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.quick:
-        args.b0, args.b1, args.b2, args.b3, args.repeat = 60, 60, 300, 300, 1
+        args.b0, args.b1, args.b2, args.b3, args.b4, args.repeat = 60, 60, 300, 300, 100, 1
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for mode in args.modes.split(","):

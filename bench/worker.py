@@ -13,12 +13,13 @@ from redialer.process_exit import exit_now
 from redialer.settings import get_settings
 from redialer.store.store import Store
 from starter.client import connect
-from worker import build_dialer, build_worker
+from worker import build_dialer, build_worker, use_store_threads
 
 
 async def main() -> None:
     settings = get_settings()
     configure_logging(level="WARNING")
+    use_store_threads()
     store = Store.open(settings.database_url)
     client = await connect(settings)
     redialer_worker = build_worker(

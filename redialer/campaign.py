@@ -76,12 +76,15 @@ class CampaignPolicy(BaseModel):
         week = bytearray(7 * DAY_MINUTES)  # 1 = forbidden
 
         def forbid(day: int, start: int, end: int) -> None:
-            for m in range(day * DAY_MINUTES + start, day * DAY_MINUTES + end):
-                week[m % len(week)] = 1
+            """Slices, not a loop over minutes: this runs whenever a policy is decoded."""
+            lo, hi = day * DAY_MINUTES + start, day * DAY_MINUTES + end
+            for a, b in ((lo, min(hi, len(week))), (0, max(0, hi - len(week)))):  # Sunday wraps
+                if b > a:
+                    week[a:b] = b"\x01" * (b - a)
 
         for weekday, ranges in self.pause_windows.items():
             for r in ranges:
-                forbid(weekday.index, r.start, r.end_minute + (DAY_MINUTES * r.crosses_midnight))
+                forbid(weekday.number, r.start, r.end_minute + (DAY_MINUTES * r.crosses_midnight))
         if self.calling_hours is not None:
             hours = self.calling_hours
             for day in range(7):

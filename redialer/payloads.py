@@ -187,6 +187,9 @@ class RecordFinalInput(BaseModel):
     retry_group_id: str
     status: FinalStatus
     attempts: int
+    #: The recipient opted out after its last call had already ended it: the status stands, and
+    #: the number still joins the suppression list.
+    opted_out: bool = False
 
 
 class EnqueueRecipientsInput(BaseModel):
@@ -211,6 +214,22 @@ class StartRecipientsInput(BaseModel):
 class StartRecipientsResult(BaseModel):
     started: int
     already_running: int  # started before (a retried activity): not started again
+
+
+class CountRecipientsInput(BaseModel):
+    campaign_id: str
+
+
+class CountRecipientsResult(BaseModel):
+    """The store's count of a campaign's recipients: the truth the signals' counts approximate."""
+
+    queued: int
+    started: int  # started, not final yet
+    by_status: dict[FinalStatus, int]
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.started + sum(self.by_status.values())
 
 
 class CampaignControlInput(BaseModel):

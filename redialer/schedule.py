@@ -82,7 +82,13 @@ def status_if_not_retried(retry: RetryPolicy, attempts: Sequence[PastAttempt]) -
 
 
 @dataclass(frozen=True)
-class _Hypothetical:
+class ObservedAttempt:
+    """An attempt as the caller's clock saw it (the workflow's, or a prediction's).
+
+    Lives here, outside the workflow module, because the sandbox re-executes a workflow module
+    for every new workflow and building a dataclass is costly; this module is passed through.
+    """
+
     outcome: Outcome
     started_at: datetime
     ended_at: datetime
@@ -130,7 +136,7 @@ def finals_by_outcome(
         final = final_status(
             policy,
             zone=zone,
-            attempts=[*attempts, _Hypothetical(outcome, now, now)],
+            attempts=[*attempts, ObservedAttempt(outcome, now, now)],
             now=now,
         )
         if final is not None:

@@ -54,8 +54,8 @@ class Weekday(StrEnum):
     SUNDAY = "sunday"
 
     @property
-    def index(self) -> int:
-        """Monday is 0, as `date.weekday()` counts."""
+    def number(self) -> int:
+        """Monday is 0, as `date.weekday()` counts (not `index`: that is str's own method)."""
         return list(Weekday).index(self)
 
 

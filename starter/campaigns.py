@@ -21,6 +21,7 @@ from redialer.payloads import (
     CampaignProgress,
     CampaignResult,
     OptOutInput,
+    QueuedRecipient,
     RecipientHistory,
     RecipientInput,
     RecipientResult,
@@ -35,8 +36,10 @@ from workflows.recipient import RecipientWorkflow
 SIGNAL_BATCH = 1_000
 
 
-def _batches(recipients: Sequence[Recipient]) -> list[list[Recipient]]:
-    return [list(recipients[i : i + SIGNAL_BATCH]) for i in range(0, len(recipients), SIGNAL_BATCH)]
+def _batches(recipients: Sequence[Recipient]) -> list[list[QueuedRecipient]]:
+    """The validated recipients as the campaign takes them (the same JSON), in bounded batches."""
+    queued = [QueuedRecipient.model_validate(r) for r in recipients]
+    return [queued[i : i + SIGNAL_BATCH] for i in range(0, len(queued), SIGNAL_BATCH)]
 
 
 async def start_campaign(

@@ -51,14 +51,14 @@ def _view(p: CampaignProgress, calls_up: int, upcoming: list[RecipientHistory]) 
         due.add_column(column)
     now = datetime.now(UTC)
     for h in upcoming:
-        n = h.next_attempt
-        assert n is not None
-        wait = max(0, int((n.at - now).total_seconds()))
+        next_attempt = h.next_attempt
+        assert next_attempt is not None
+        wait = max(0, int((next_attempt.at - now).total_seconds()))
         due.add_row(
             h.phone,
-            str(n.attempt),
+            str(next_attempt.attempt),
             f"in {wait // 60}m{wait % 60:02}s",
-            ", ".join(d.reason.value for d in n.deferred) or "-",
+            ", ".join(d.reason.value for d in next_attempt.deferred) or "-",
         )
     return Group(bar, counts, due)
 

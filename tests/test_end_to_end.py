@@ -218,6 +218,8 @@ async def test_worker_killed_mid_campaign_loses_nothing_and_dials_nothing_twice(
                 progress = json.loads(out.stdout) if out.returncode == 0 else {}
         finally:
             second.terminate()
+        # The new worker replays what the dead one decided: any divergence would show here.
+        assert "Nondeterminism" not in (tmp_path / "worker2.log").read_text()
         assert progress["by_status"] == {"completed": len(phones)}
         placements = ledger.placements()
         assert sum(placements.values()) > placed_before  # the second worker did real work

@@ -14,6 +14,7 @@ from redialer.outcomes import FinalStatus, Outcome
 from redialer.payloads import RecipientHistory, RecipientResult
 from redialer.recipients import Recipient
 from starter.campaigns import start_single_call
+from tests.dialers import HeldDialer
 from workflows.recipient import RecipientWorkflow
 
 ADA = "+16505550199"  # maps to America/Los_Angeles
@@ -133,7 +134,7 @@ async def start_waiting(env, harness_for, script, pol):  # type: ignore[no-untyp
     return h, worker, handle
 
 
-async def wait_for(handle: WorkflowHandle, predicate, timeout: float = 20.0) -> RecipientHistory:  # type: ignore[no-untyped-def,type-arg]
+async def wait_for(handle: WorkflowHandle, predicate, timeout: float = 60.0) -> RecipientHistory:  # type: ignore[no-untyped-def,type-arg]
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         history = await handle.query(RecipientWorkflow.history)
@@ -251,3 +252,38 @@ async def test_a_permanent_dial_error_ends_the_recipient_failed(time_skipping_en
         history = await handle.query(RecipientWorkflow.history)
     assert (result.status, result.attempts) == (FinalStatus.FAILED, 0)
     assert history.final_reason is not None and "block list" in history.final_reason
+
+
+async def _signal_during_last_call(env, harness_for, signal):  # type: ignore[no-untyped-def]
+    """One call (no retries) reaches a live person; `signal` arrives while it is up."""
+    h = harness_for(env, {ADA: [C]})
+    h.dialer = held = HeldDialer(h.dialer)
+    with env.auto_time_skipping_disabled():
+        async with h.worker():
+            handle = await start_single_call(
+                env.client, Recipient(phone=ADA), policy(), task_queue=h.task_queue
+            )
+            await asyncio.wait_for(held.up.wait(), timeout=20)
+            await handle.signal(signal)
+            await asyncio.sleep(0.3)  # the signal is delivered while the call is still up
+            held.hang_up.set()
+            result = await handle.result()
+    return result, h
+
+
+async def test_a_cancel_during_the_last_call_leaves_its_status(time_skipping_env, harness_for):
+    """The last call reached a person: a cancel that arrives during it does not make it canceled."""
+    result, h = await _signal_during_last_call(
+        time_skipping_env, harness_for, RecipientWorkflow.cancel
+    )
+    assert (result.status, result.attempts) == (FinalStatus.COMPLETED, 1)
+    assert len(h.ledger.dials_for(ADA)) == 1
+
+
+async def test_an_opt_out_during_the_last_call_still_suppresses(time_skipping_env, harness_for):
+    """An opt-out during the last call keeps the call's status and still suppresses the number."""
+    result, h = await _signal_during_last_call(
+        time_skipping_env, harness_for, RecipientWorkflow.opt_out
+    )
+    assert (result.status, result.attempts) == (FinalStatus.COMPLETED, 1)
+    assert h.store.suppression_reason(ADA) == "opted_out"

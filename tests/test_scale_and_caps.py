@@ -8,32 +8,23 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from bench.run import most_at_once
 from redialer.campaign import CampaignSpec
 from redialer.dialers.simulated import DialLedger
+from redialer.payloads import CampaignResult
+from redialer.store.call_caps import dial_rate_windows
 from redialer.store.store import Store
 from starter import campaigns
 
 pytestmark = pytest.mark.devserver
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
-    """The largest number of intervals overlapping at any instant (a sweep over their ends)."""
-    events = sorted(
-        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda e: (e[0], e[1])
-    )  # an end before a start at the same instant
-    best = current = 0
-    for _, step in events:
-        current += step
-        best = max(best, current)
-    return best
 
 
 def test_overlap_counter():
@@ -43,22 +34,20 @@ def test_overlap_counter():
     assert most_at_once([(t[0], t[1]), (t[1], t[2])]) == 1
 
 
-async def test_concurrency_cap_holds_across_two_worker_processes(
-    dev_env: WorkflowEnvironment, tmp_path: Path
-):
-    """With two workers and slow calls, calls in progress never exceed max_concurrent_calls."""
+async def run_on_two_workers(
+    dev_env: WorkflowEnvironment, tmp_path: Path, spec: CampaignSpec, script: dict, speed: str
+) -> tuple[CampaignResult, Store]:
+    """Run the campaign on two worker processes sharing one store; returns its result and store."""
     url = f"sqlite:///{tmp_path / 'calls.db'}"
-    phones = [f"+1415555{n:04d}" for n in range(400, 424)]
-    script = tmp_path / "script.json"
-    script.write_text(json.dumps({p: ["no_answer", "completed"] for p in phones}))
+    (tmp_path / "script.json").write_text(json.dumps(script))
     queue = f"cap-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "REDIALER_TASK_QUEUE": queue,
         "REDIALER_DATABASE_URL": url,
-        "REDIALER_SIMULATOR_SCRIPT": str(script),
-        "REDIALER_SIMULATOR_SPEED": "60",
+        "REDIALER_SIMULATOR_SCRIPT": str(tmp_path / "script.json"),
+        "REDIALER_SIMULATOR_SPEED": speed,
     }
     Store.open(url).close()  # tables exist before two processes race to create them
     workers = [
@@ -72,14 +61,6 @@ async def test_concurrency_cap_holds_across_two_worker_processes(
         for i in range(2)
     ]
     try:
-        spec = CampaignSpec.model_validate(
-            {
-                "campaign_id": f"cap-{uuid.uuid4().hex[:6]}",
-                "max_concurrent_calls": 3,
-                "retry": {"strategy": {"type": "fixed_delay", "delay": 1, "max_retries": 1}},
-                "recipients": [{"phone": p} for p in phones],
-            }
-        )
         handle = await campaigns.start_campaign(dev_env.client, spec, task_queue=queue)
         result = await asyncio.wait_for(handle.result(), 240)
     finally:
@@ -87,17 +68,62 @@ async def test_concurrency_cap_holds_across_two_worker_processes(
             w.terminate()
         for w in workers:
             w.wait(timeout=60)
-    assert result.by_status == {"completed": len(phones)}
-    store = Store.open(url)
+    assert all(w.returncode == 0 for w in workers)
+    return result, Store.open(url)
+
+
+async def test_concurrency_cap_holds_across_two_worker_processes(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+):
+    """With two workers and slow calls, calls in progress never exceed max_concurrent_calls."""
+    phones = [f"+1415555{n:04d}" for n in range(400, 424)]
+    spec = CampaignSpec.model_validate(
+        {
+            "campaign_id": f"cap-{uuid.uuid4().hex[:6]}",
+            "max_concurrent_calls": 3,
+            "retry": {"strategy": {"type": "fixed_delay", "delay": 1, "max_retries": 1}},
+            "recipients": [{"phone": p} for p in phones],
+        }
+    )
+    script = {p: ["no_answer", "completed"] for p in phones}
+    result, store = await run_on_two_workers(dev_env, tmp_path, spec, script, speed="60")
     try:
+        assert result.by_status == {"completed": len(phones)}
         dials = [d for p in phones for d in DialLedger(store).dials_for(p)]
         assert len(dials) == 2 * len(phones)
         peak = most_at_once([(d.claimed_at, d.finished_at) for d in dials])  # type: ignore[misc]
         assert peak <= 3, f"{peak} calls were up at once"
         assert peak == 3  # the cap is used, not just respected
-        assert all(w.returncode == 0 for w in workers)
     finally:
         store.close()
+
+
+async def test_dial_rate_holds_across_two_worker_processes(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+):
+    """With two workers and instant calls, max_calls_per_second holds: no second sees more than
+    the rate plus one window's worth, and the calls take as long as the rate says."""
+    phones = [f"+1415555{n:04d}" for n in range(500, 516)]
+    rate = 4
+    spec = CampaignSpec.model_validate(
+        {
+            "campaign_id": f"rate-{uuid.uuid4().hex[:6]}",
+            "max_calls_per_second": rate,
+            "recipients": [{"phone": p} for p in phones],
+        }
+    )
+    script = {p: ["completed"] for p in phones}
+    result, store = await run_on_two_workers(dev_env, tmp_path, spec, script, speed="1000000")
+    try:
+        assert result.by_status == {"completed": len(phones)}
+        starts = sorted(d.claimed_at for p in phones for d in DialLedger(store).dials_for(p))
+    finally:
+        store.close()
+    assert len(starts) == len(phones)
+    tickets, _ = dial_rate_windows(rate)
+    busiest = max(sum(1 for t in starts if s <= t < s + timedelta(seconds=1)) for s in starts)
+    assert busiest <= rate + tickets + 1, f"{busiest} calls began within one second"  # +1: clocks
+    assert (starts[-1] - starts[0]).total_seconds() >= (len(phones) - 1) / rate - 0.5
 
 
 async def test_campaign_larger_than_the_pending_child_limit_completes(

@@ -461,6 +461,28 @@ def test_a_week_without_any_allowed_minute_is_refused():
 
 
 @pytest.mark.parametrize(
+    ("extra", "allowed"),
+    [
+        ({}, 7 * 24 * 60),
+        ({"calling_hours": {"start": "09:00", "end": "21:00"}}, 7 * 12 * 60),
+        ({"calling_hours": {"start": "21:00", "end": "09:00"}}, 7 * 12 * 60),
+        # Sunday 22:00 to Monday 06:00 wraps past the end of the week: 8 hours either side.
+        ({"pause_windows": {"sunday": [{"start": "22:00", "end": "06:00"}]}}, 7 * 24 * 60 - 480),
+        (
+            {
+                "pause_windows": {"sunday": [{"start": "22:00", "end": "06:00"}]},
+                "calling_hours": {"start": "08:00", "end": "23:00"},
+            },
+            7 * 15 * 60 - 60,  # only Sunday 22:00-23:00 of the window falls inside the hours
+        ),
+    ],
+)
+def test_allowed_minutes_per_week_are_counted_exactly(extra, allowed):
+    """The week's allowed minutes are exact, windows that cross midnight and Sunday included."""
+    assert CampaignPolicy.model_validate(extra).allowed_minutes_per_week() == allowed
+
+
+@pytest.mark.parametrize(
     ("window", "message"),
     [
         ({"start": "10:00", "end": "10:00"}, "leave an empty range"),

@@ -3,14 +3,16 @@
 Built to stay inside Temporal's limits at any size. Recipients arrive in bounded batches (the
 start input and `add_recipients` signals) and wait in the store; the workflow starts them a page
 at a time through an activity, as top-level workflows with deterministic ids, so it never has
-pending children. Each recipient reports its final status by one signal; the workflow keeps
+pending children. Who is final is written to the store with each recipient's last call; while
+calls are under way the workflow reads its counts from there (no signal per recipient), keeps
 counts, not lists, and continues-as-new when Temporal suggests it, so every run's history stays
 bounded however many recipients pass through and however long a long-living campaign runs.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -25,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
         CampaignProgress,
         CampaignResult,
         CampaignState,
+        CountRecipientsInput,
+        CountRecipientsResult,
         EnqueueRecipientsInput,
         OptOutInput,
         QueuedRecipient,
@@ -32,9 +36,25 @@ with workflow.unsafe.imports_passed_through():
         StartRecipientsInput,
     )
 
-#: Recipients stored per enqueue activity, and started per page: bounded payloads and history.
+#: Recipients stored per enqueue activity: a bounded payload.
 BATCH = 500
-#: After `stop`, how long to wait for calls in progress to finish and report.
+#: Recipients started per start activity (it returns only counts, so no payload grows with it):
+#: fewer pages mean fewer pauses between them, and `pause`/`stop` wait for at most one page.
+START_PAGE = 1000
+#: Patch (`workflow.patched`): the campaign reads its counts from the store instead of taking a
+#: signal from every recipient. A signal per recipient is a stream as fast as calls end, and a
+#: workflow under a steady stream of signals cannot continue as new: the server rejects each try
+#: while a new signal is pending (temporalio/temporal#1289) until the run hits its 10,000-signal
+#: cap. Runs started before this change replay as they ran.
+COUNTS_FROM_STORE = "campaign-counts-from-store"
+#: While calls are under way, read the store this soon after the counts last moved, and back off
+#: to at most this while they do not (a long-living campaign waiting on retries hours away).
+#: A reading falls due when a durable timer fires, never by comparing `workflow.now()` with a
+#: stored time: a worker taking over after a crash can be handed an activation stamped with the
+#: previous task's time, and a branch on that time then differs from replay (nondeterminism).
+READ_FIRST = timedelta(seconds=2)
+READ_MAX = timedelta(minutes=1)
+#: After `stop`, how long to wait for calls in progress to finish.
 STOP_GRACE = timedelta(hours=2)
 STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -52,22 +72,32 @@ class CampaignWorkflow:
         self._controls: list[CampaignState] = []
         self._opt_outs: list[str] = []
         self._received = input.received
+        self._reads_store = False  # decided by COUNTS_FROM_STORE when the run starts
+        self._reading_pause = READ_FIRST
+        self._reading_is_due = False  # set by the reading timer
+        self._reading_timer: asyncio.Task[None] | None = None
+        self._stop_wait_over = False  # set by the stop deadline's timer
 
     # ---- the loop -------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: CampaignInput) -> CampaignResult:
+        self._reads_store = workflow.patched(COUNTS_FROM_STORE)
         while True:
-            await workflow.wait_condition(self._has_work)
+            await self._wait_for_work()
             if self._controls:
                 await self._apply(self._controls.pop(0))
             elif self._opt_outs:
                 await self._opt_out(self._opt_outs.pop(0))
             elif self._inbox:
                 await self._enqueue()
+            elif self._reading_due():
+                await self._read_counts()
             elif self._counts.queued and self._state is CampaignState.RUNNING:
                 await self._start_page()
-            if self._done():
+            if self._done() and (
+                self._state is CampaignState.STOPPED or await self._settled_in_store()
+            ):
                 break
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -86,15 +116,41 @@ class CampaignWorkflow:
             by_status={k.value: v for k, v in self._counts.by_status.items()},
         )
 
+    async def _wait_for_work(self) -> None:
+        """Until there is something to do, or, while calls are under way, a reading is due."""
+        if self._reads_store and self._under_way():
+            self._arm_reading_timer()  # also while pages of starts keep it busy
+        if not self._has_work():
+            await workflow.wait_condition(self._has_work)
+
+    def _arm_reading_timer(self) -> None:
+        """Make the next reading fall due in `_reading_pause`, unless a timer already runs."""
+        if self._reading_is_due or self._reading_timer is not None:
+            return
+
+        async def fall_due() -> None:
+            await workflow.sleep(self._reading_pause, summary="read progress from the store")
+            self._reading_is_due, self._reading_timer = True, None
+
+        self._reading_timer = asyncio.create_task(fall_due())
+
     def _has_work(self) -> bool:
         return bool(
             self._controls
             or self._opt_outs
             or self._inbox
+            or self._reading_due()
             or (self._counts.queued and self._state is CampaignState.RUNNING)
             or self._done()
             or self._should_continue_as_new()
         )
+
+    def _under_way(self) -> bool:
+        """Started recipients that are not final yet, by the last counts."""
+        return self._counts.total - self._counts.final - self._counts.queued > 0
+
+    def _reading_due(self) -> bool:
+        return self._reads_store and self._reading_is_due and self._under_way()
 
     def _done(self) -> bool:
         if self._controls or self._opt_outs or self._inbox:
@@ -109,6 +165,36 @@ class CampaignWorkflow:
             and self._counts.queued == 0
             and self._counts.final >= self._counts.total
         )
+
+    async def _read_counts(self) -> CountRecipientsResult:
+        """Take the store's counts, the truth about who is final, and schedule the next reading:
+        soon while they move, less often while they do not."""
+        store = await workflow.execute_activity_method(
+            CampaignActivities.count_recipients,
+            CountRecipientsInput(campaign_id=self._input.campaign_id),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=STORE_RETRY,
+            summary="read progress from the store",
+        )
+        moved = (store.total, sum(store.by_status.values())) != (
+            self._counts.total,
+            self._counts.final,
+        )
+        self._counts.total, self._counts.queued = store.total, store.queued
+        self._counts.by_status = dict(store.by_status)
+        self._reading_pause = READ_FIRST if moved else min(self._reading_pause * 2, READ_MAX)
+        self._reading_is_due = False
+        return store
+
+    async def _settled_in_store(self) -> bool:
+        """The counts say everyone is final: does a fresh reading of the store agree? It also
+        catches what counts alone would miss: recipients an interrupted enqueue left uncounted
+        (still queued: they are started) and, from recipients started before COUNTS_FROM_STORE,
+        a report counted twice (Temporal de-duplicates signals on a best-effort basis)."""
+        if not self._reads_store:
+            return True
+        store = await self._read_counts()
+        return store.queued == 0 and store.started == 0
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
@@ -151,12 +237,12 @@ class CampaignWorkflow:
                 campaign_id=self._input.campaign_id,
                 campaign_workflow_id=workflow.info().workflow_id,
                 policy=self._input.policy,
-                limit=BATCH,
+                limit=START_PAGE,
             ),
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=20),
             retry_policy=STORE_RETRY,
-            summary=f"start up to {BATCH} recipients",
+            summary=f"start up to {START_PAGE} recipients",
         )
         self._counts.queued = max(0, self._counts.queued - result.started - result.already_running)
 
@@ -183,13 +269,36 @@ class CampaignWorkflow:
         )
 
     async def _wait_for_calls_in_progress(self) -> None:
-        """After `stop`, count the recipients still reporting, up to STOP_GRACE in all.
-
-        A stopped campaign of 100,000 gets 100,000 `recipient_finished` signals here, more than
-        one run may hold (Temporal caps signals and events per run), so this wait continues as
-        new too, carrying its deadline.
-        """
+        """After `stop`: calls in progress finish, everyone else ends `canceled`; wait for that,
+        up to STOP_GRACE in all (continuing as new if the wait outgrows a run)."""
         deadline = self._input.stop_deadline or workflow.now() + STOP_GRACE
+        if self._reads_store:
+            await self._read_store_until_settled(deadline)
+        else:
+            await self._wait_for_reports(deadline)
+
+    async def _read_store_until_settled(self, deadline: datetime) -> None:
+        async def wait_over() -> None:
+            left = max(deadline - workflow.now(), timedelta(milliseconds=1))
+            await workflow.sleep(left, summary="stop waiting for calls in progress")
+            self._stop_wait_over = True
+
+        waiting = asyncio.create_task(wait_over())
+        while not await self._settled_in_store():
+            if self._stop_wait_over:
+                workflow.logger.warning("stopped with calls still in progress")
+                return
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    self._carry_over().model_copy(update={"stop_deadline": deadline})
+                )
+            self._arm_reading_timer()
+            await workflow.wait_condition(lambda: self._reading_is_due or self._stop_wait_over)
+        waiting.cancel()
+
+    async def _wait_for_reports(self, deadline: datetime) -> None:
+        """Before COUNTS_FROM_STORE: count every recipient's report."""
         while self._counts.final < self._counts.total:
             left = (deadline - workflow.now()).total_seconds()
             try:
@@ -251,6 +360,7 @@ class CampaignWorkflow:
 
     @workflow.signal
     def recipient_finished(self, input: RecipientFinishedInput) -> None:
+        """Sent by recipients started before COUNTS_FROM_STORE; a reading replaces the count."""
         self._count_final(input.status)
 
     @workflow.query

@@ -8,17 +8,17 @@ and records the attempt. Time and jitter come from `workflow.now()` and `workflo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.dialing import DialActivities
     from redialer.allowed_time import next_allowed
-    from redialer.outcomes import FinalStatus, Outcome
+    from redialer.outcomes import FinalStatus
     from redialer.payloads import (
         AttemptRecord,
         DialInput,
@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         RecipientResult,
         RecordFinalInput,
     )
-    from redialer.schedule import DialAt, Final, finals_by_outcome, next_step
+    from redialer.schedule import DialAt, Final, ObservedAttempt, finals_by_outcome, next_step
     from redialer.zones import load_zone, recipient_zone_name
     from workflows import search_attributes as sa
 
@@ -49,19 +49,13 @@ DIAL_RETRY = RetryPolicy(
 #: While the store says the campaign is paused, look again this often (a missed resume signal
 #: must not strand a recipient).
 PAUSE_RECHECK = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class _Observed:
-    """An attempt as the workflow's clock saw it: what the schedule counts delays from.
-
-    The dialer's own timestamps are kept for the call record; the schedule runs on Temporal's
-    deterministic clock so that durable timers and the delays they measure agree.
-    """
-
-    outcome: Outcome
-    started_at: datetime
-    ended_at: datetime
+#: Patches (`workflow.patched`): histories recorded before each change replay as they ran.
+#: The campaign reads who is final from the store (see CampaignWorkflow); before, each recipient
+#: signalled it, which also cost the recipient two events and a whole workflow task.
+CAMPAIGN_READS_STORE = "campaign-reads-final-status"
+#: A status the last call recorded stands: a cancel or opt-out during that call does not turn a
+#: reached person into `canceled` (an opt-out still suppresses the number).
+FINAL_CALL_STANDS = "final-call-status-stands"
 
 
 @workflow.defn
@@ -74,7 +68,9 @@ class RecipientWorkflow:
             own=input.recipient.timezone, phone=self._phone, campaign=input.policy.timezone
         )
         self._attempts: list[AttemptRecord] = []
-        self._observed: list[_Observed] = []
+        #: Attempts on Temporal's clock, which the schedule counts delays from (durable timers and
+        #: the delays they measure must agree); the dialer's own times go to the call record.
+        self._observed: list[ObservedAttempt] = []
         self._next: NextAttempt | None = None
         self._final: Final | None = None
         self._status = "scheduled"
@@ -116,6 +112,10 @@ class RecipientWorkflow:
         return await self._finish()
 
     def _ended_by_signal(self) -> bool:
+        if not (self._opted_out or self._canceled):
+            return False
+        if self._final_recorded is not None and workflow.patched(FINAL_CALL_STANDS):
+            return False  # the last call ended the recipient; next_step gives its status
         if self._opted_out:
             self._final = Final(status=FinalStatus.OPTED_OUT, reason="the recipient opted out")
         elif self._canceled:
@@ -208,7 +208,7 @@ class RecipientWorkflow:
             self._paused_in_store = True
         elif result.attempt is not None:
             self._attempts.append(result.attempt)
-            self._observed.append(_Observed(result.attempt.outcome, started, workflow.now()))
+            self._observed.append(ObservedAttempt(result.attempt.outcome, started, workflow.now()))
             self._final_recorded = result.final_recorded
             if self._final_recorded is None:  # else the count goes with the final status
                 workflow.upsert_search_attributes([sa.ATTEMPT_COUNT.value_set(len(self._attempts))])
@@ -221,10 +221,13 @@ class RecipientWorkflow:
         workflow.set_current_details(
             f"**{self._phone}** final: {final.status.value} ({final.reason})"
         )
-        attributes = [sa.CALL_STATUS.value_set(final.status.value)]
+        attributes: list[SearchAttributeUpdate[Any]] = [
+            sa.CALL_STATUS.value_set(final.status.value)
+        ]
         if self._final_recorded is not None:
             attributes.append(sa.ATTEMPT_COUNT.value_set(len(self._attempts)))
-        if self._final_recorded is not final.status:
+        opted_out_after = self._opted_out and final.status is not FinalStatus.OPTED_OUT
+        if self._final_recorded is not final.status or opted_out_after:
             await workflow.execute_local_activity_method(
                 DialActivities.record_final,
                 RecordFinalInput(
@@ -233,17 +236,18 @@ class RecipientWorkflow:
                     retry_group_id=workflow.info().workflow_id,
                     status=final.status,
                     attempts=len(self._attempts),
+                    opted_out=opted_out_after,
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
             )
         workflow.upsert_search_attributes(attributes)
-        if self._input.report_to:
+        if self._input.report_to and not workflow.patched(CAMPAIGN_READS_STORE):
             await self._report(final.status)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RecipientResult(phone=self._phone, status=final.status, attempts=len(self._attempts))
 
     async def _report(self, status: FinalStatus) -> None:
-        """Tell the campaign, by one signal; a campaign already closed has nothing to count."""
+        """Before CAMPAIGN_READS_STORE: tell the campaign by a signal."""
         assert self._input.report_to is not None
         try:
             await workflow.get_external_workflow_handle(self._input.report_to).signal(

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 from temporalio import activity
 
@@ -116,26 +116,27 @@ class DialLedger:
     def __init__(self, store: Store) -> None:
         self._engine = store.engine
 
-    def claim(
-        self, request: CallRequest, call_id: str, started_at: datetime
-    ) -> SimulatedDialRow | None:
-        """Take the key for a new call; None if it was already taken (then read it instead)."""
-        row = SimulatedDialRow(
-            idempotency_key=request.idempotency_key,
-            phone=request.phone,
-            attempt=request.attempt,
-            call_id=call_id,
-            started_at=started_at,
-            claimed_at=datetime.now(UTC),
+    def claim(self, request: CallRequest, call_id: str, started_at: datetime) -> bool:
+        """Take the key for a new call: one INSERT, which only one process can win (the loser
+        reads the winner's row instead)."""
+        table = SimulatedDialRow.__table__  # type: ignore[attr-defined]
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(table)
+            .values(
+                idempotency_key=request.idempotency_key,
+                phone=request.phone,
+                attempt=request.attempt,
+                placements=1,
+                call_id=call_id,
+                started_at=started_at,
+                claimed_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing()
+            .returning(table.c.idempotency_key)
         )
-        try:
-            with Session(self._engine) as session:
-                session.add(row)
-                session.commit()
-                session.refresh(row)
-                return row
-        except IntegrityError:
-            return None
+        with self._engine.begin() as connection:
+            return connection.execute(statement).first() is not None
 
     def get(self, key: str) -> SimulatedDialRow | None:
         with Session(self._engine) as session:
@@ -165,6 +166,17 @@ class DialLedger:
                     select(SimulatedDialRow)
                     .where(SimulatedDialRow.phone == phone)
                     .order_by(col(SimulatedDialRow.attempt))
+                ).all()
+            )
+
+    def dials_for_campaign(self, campaign_id: str) -> list[SimulatedDialRow]:
+        """Every call placed for a campaign (its keys are `{campaign_id}:{e164}:{attempt}`)."""
+        with Session(self._engine) as session:
+            return list(
+                session.exec(
+                    select(SimulatedDialRow).where(
+                        col(SimulatedDialRow.idempotency_key).startswith(f"{campaign_id}:")
+                    )
                 ).all()
             )
 
@@ -206,12 +218,14 @@ class SimulatedDialer:
     async def dial(self, request: CallRequest) -> CallResult:
         outcome, duration = self.decide(request)
         call_id = "sim-" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:16]
-        row = await asyncio.to_thread(self._ledger.claim, request, call_id, self._clock())
-        if row is not None:  # we placed it: the call rings and ends
-            self.placed += 1
+        started = self._clock()
+        if await asyncio.to_thread(self._ledger.claim, request, call_id, started):
+            self.placed += 1  # we placed it: the call rings and ends
             await asyncio.sleep(duration / self._speed)
-            ended = aware(row.started_at) + timedelta(seconds=duration)
+            ended = started + timedelta(seconds=duration)
             await asyncio.to_thread(self._ledger.finish, request.idempotency_key, outcome, ended)
+            # Whoever finishes a key writes these same values: they are a function of the key.
+            return CallResult(outcome=outcome, call_id=call_id, started_at=started, ended_at=ended)
         return await self._result_of(request.idempotency_key, outcome, duration)
 
     async def _result_of(self, key: str, outcome: Outcome, duration: float) -> CallResult:

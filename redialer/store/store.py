@@ -11,10 +11,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, delete, event, func, update
+from sqlalchemy import Connection, Engine, event, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -22,12 +23,11 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 from redialer.outcomes import Outcome
 from redialer.payloads import AttemptRecord
 from redialer.recipients import Recipient
+from redialer.store.call_caps import CallCaps
 from redialer.store.tables import (
     CallRecordRow,
-    CallSlotRow,
     CampaignRecipientRow,
     CampaignRow,
-    DialTicketRow,
     SuppressionRow,
     utcnow,
 )
@@ -91,6 +91,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.engine = engine_for(url)
+        self.caps = CallCaps(self.engine)
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)})"
@@ -155,22 +156,7 @@ class Store:
         """Write one attempt; a second write with the same key changes nothing."""
         self._insert_ignoring_conflicts(
             CallRecordRow,
-            [
-                {
-                    "idempotency_key": key,
-                    "campaign_id": campaign_id,
-                    "phone": phone,
-                    "retry_group_id": retry_group_id,
-                    "attempt": record.attempt,
-                    "outcome": record.outcome.value,
-                    "started_at": record.started_at,
-                    "ended_at": record.ended_at,
-                    "call_id": record.call_id,
-                    "dialed": record.dialed,
-                    "variables": variables,
-                    "recorded_at": utcnow(),
-                }
-            ],
+            [_call_record(key, campaign_id, phone, retry_group_id, record, variables)],
         )
 
     def attempts_for(self, retry_group_id: str) -> list[AttemptRecord]:
@@ -291,31 +277,77 @@ class Store:
             )
 
     def set_final(self, *, campaign_id: str | None, phone: str, status: str, attempts: int) -> None:
-        if campaign_id is None:
-            return
-        with Session(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
-                update(CampaignRecipientRow)
-                .where(
-                    col(CampaignRecipientRow.campaign_id) == campaign_id,
-                    col(CampaignRecipientRow.phone) == phone,
-                )
-                .values(state="final", status=status, attempts=attempts, updated_at=utcnow())
-            )
-            session.commit()
+        self.record_final(campaign_id=campaign_id, phone=phone, status=status, attempts=attempts)
+
+    def record_final(
+        self,
+        *,
+        campaign_id: str | None,
+        phone: str,
+        status: str,
+        attempts: int,
+        suppress: str | None = None,
+    ) -> None:
+        """A recipient's final status and, for opt-outs and DND, the suppression, together."""
+        with self.engine.begin() as connection:
+            if suppress is not None:
+                connection.execute(self._suppression_insert(phone, suppress, campaign_id))
+            if campaign_id is not None:
+                connection.execute(_recipient_update(campaign_id, phone, _final(status, attempts)))
 
     def mark_dialing(self, campaign_id: str, phone: str, since: datetime | None) -> None:
         """Note that a call to this recipient is up (or, with None, that it ended)."""
-        with Session(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
-                update(CampaignRecipientRow)
-                .where(
-                    col(CampaignRecipientRow.campaign_id) == campaign_id,
-                    col(CampaignRecipientRow.phone) == phone,
-                )
-                .values(dialing_since=since)
+        with self.engine.begin() as connection:
+            connection.execute(_recipient_update(campaign_id, phone, {"dialing_since": since}))
+
+    # ---- one dial: what it reads first, what it writes at the end -------------------------------
+
+    def dial_gate(self, key: str, *, campaign_id: str | None, phone: str) -> DialGate:
+        """Everything a dial checks before calling, over one connection: the attempt if a run
+        before this one recorded it, the campaign's control state, the number's suppression."""
+        records = CallRecordRow.__table__.c  # type: ignore[attr-defined]
+        suppression = SuppressionRow.__table__.c  # type: ignore[attr-defined]
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa_select(records).where(records.idempotency_key == key)
+            ).first()
+            state = _campaign_state(connection, campaign_id) if campaign_id is not None else None
+            reason = connection.execute(
+                sa_select(suppression.reason).where(suppression.phone == phone)
+            ).scalar()
+        return DialGate(
+            recorded=_attempt(row) if row is not None else None,  # type: ignore[arg-type]
+            campaign_state=state,
+            suppressed=reason,
+        )
+
+    def finish_attempt(
+        self,
+        *,
+        key: str,
+        campaign_id: str | None,
+        phone: str,
+        retry_group_id: str,
+        record: AttemptRecord,
+        variables: dict[str, Any],
+        final: str | None = None,
+        suppress: str | None = None,
+    ) -> None:
+        """A dial's end in one transaction: its call record, the end of its in-progress mark,
+        and, when the call ended the recipient, the final status (and suppression). Repeating
+        it (a retried activity) changes nothing."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                self._insert(CallRecordRow).on_conflict_do_nothing(),
+                [_call_record(key, campaign_id, phone, retry_group_id, record, variables)],
             )
-            session.commit()
+            if suppress is not None:
+                connection.execute(self._suppression_insert(phone, suppress, campaign_id))
+            if campaign_id is not None:
+                values: dict[str, Any] = {"dialing_since": None}
+                if final is not None:
+                    values |= _final(final, record.attempt)
+                connection.execute(_recipient_update(campaign_id, phone, values))
 
     def calls_in_progress(self, campaign_id: str) -> int:
         with Session(self.engine) as session:
@@ -430,106 +462,78 @@ class Store:
             row = session.get(CampaignRow, campaign_id)
             return row.state if row else None
 
-    # ---- call slots and dial rate ------------------------------------------------------------
-
-    def acquire_slot(
-        self, campaign_id: str, holder: str, *, limit: int, lease: timedelta
-    ) -> int | None:
-        """A call slot for `holder` (the same one again if it has one), or None if all are taken."""
-        now = utcnow()
-        with Session(self.engine) as session:
-            mine = session.exec(
-                select(CallSlotRow).where(
-                    CallSlotRow.campaign_id == campaign_id, CallSlotRow.holder == holder
-                )
-            ).first()
-            if mine is not None:
-                mine.expires_at = now + lease
-                session.commit()
-                return mine.slot
-            session.exec(  # type: ignore[call-overload]
-                delete(CallSlotRow).where(
-                    col(CallSlotRow.campaign_id) == campaign_id, col(CallSlotRow.expires_at) < now
-                )
-            )
-            session.commit()
-            taken = set(
-                session.exec(
-                    select(CallSlotRow.slot).where(CallSlotRow.campaign_id == campaign_id)
-                ).all()
-            )
-        for slot in (s for s in range(limit) if s not in taken):
-            row = {
-                "campaign_id": campaign_id,
-                "slot": slot,
-                "holder": holder,
-                "expires_at": now + lease,
-            }
-            if self._insert_ignoring_conflicts(CallSlotRow, [row]):
-                return slot
-        return None
-
-    def renew_slot(self, campaign_id: str, holder: str, lease: timedelta) -> None:
-        with Session(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
-                update(CallSlotRow)
-                .where(
-                    col(CallSlotRow.campaign_id) == campaign_id, col(CallSlotRow.holder) == holder
-                )
-                .values(expires_at=utcnow() + lease)
-            )
-            session.commit()
-
-    def release_slot(self, campaign_id: str, holder: str) -> None:
-        with Session(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
-                delete(CallSlotRow).where(
-                    col(CallSlotRow.campaign_id) == campaign_id, col(CallSlotRow.holder) == holder
-                )
-            )
-            session.commit()
-
-    def take_dial_ticket(
-        self, campaign_id: str, holder: str, *, per_window: int, window_seconds: float
-    ) -> float | None:
-        """A ticket to dial in the current window; else the seconds until the next window."""
-        now = utcnow().timestamp()
-        window = int(now // window_seconds)
-        for ticket in range(per_window):
-            row = {"campaign_id": campaign_id, "window": window, "ticket": ticket, "holder": holder}
-            if self._insert_ignoring_conflicts(DialTicketRow, [row]):
-                if ticket == 0:  # once per window: forget windows long past
-                    with Session(self.engine) as session:
-                        session.exec(  # type: ignore[call-overload]
-                            delete(DialTicketRow).where(
-                                col(DialTicketRow.campaign_id) == campaign_id,
-                                col(DialTicketRow.window) < window - 10,
-                            )
-                        )
-                        session.commit()
-                return None
-        return (window + 1) * window_seconds - now
-
     # ---- suppression ----------------------------------------------------------------------------
 
     def suppress(self, phone: str, reason: str, campaign_id: str | None = None) -> None:
         """Add a number to the suppression list; an existing entry keeps its first reason."""
-        self._insert_ignoring_conflicts(
-            SuppressionRow,
-            [
-                {
-                    "phone": phone,
-                    "reason": reason,
-                    "campaign_id": campaign_id,
-                    "created_at": utcnow(),
-                }
-            ],
+        with self.engine.begin() as connection:
+            connection.execute(self._suppression_insert(phone, reason, campaign_id))
+
+    def _suppression_insert(self, phone: str, reason: str, campaign_id: str | None) -> Any:
+        return (
+            self._insert(SuppressionRow)
+            .values(phone=phone, reason=reason, campaign_id=campaign_id, created_at=utcnow())
+            .on_conflict_do_nothing()
         )
 
     def suppression_reason(self, phone: str) -> str | None:
         with Session(self.engine) as session:
             row = session.get(SuppressionRow, phone)
             return row.reason if row else None
+
+
+class DialGate(NamedTuple):
+    """What a dial reads before it may call (see `Store.dial_gate`)."""
+
+    recorded: AttemptRecord | None
+    campaign_state: str | None
+    suppressed: str | None  # "opted_out" or "dnd"
+
+
+def _call_record(
+    key: str,
+    campaign_id: str | None,
+    phone: str,
+    retry_group_id: str,
+    record: AttemptRecord,
+    variables: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "idempotency_key": key,
+        "campaign_id": campaign_id,
+        "phone": phone,
+        "retry_group_id": retry_group_id,
+        "attempt": record.attempt,
+        "outcome": record.outcome.value,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "call_id": record.call_id,
+        "dialed": record.dialed,
+        "variables": variables,
+        "recorded_at": utcnow(),
+    }
+
+
+def _final(status: str, attempts: int) -> dict[str, Any]:
+    return {"state": "final", "status": status, "attempts": attempts, "updated_at": utcnow()}
+
+
+def _recipient_update(campaign_id: str, phone: str, values: dict[str, Any]) -> Any:
+    return (
+        update(CampaignRecipientRow)
+        .where(
+            col(CampaignRecipientRow.campaign_id) == campaign_id,
+            col(CampaignRecipientRow.phone) == phone,
+        )
+        .values(**values)
+    )
+
+
+def _campaign_state(connection: Connection, campaign_id: str) -> str | None:
+    campaigns = CampaignRow.__table__.c  # type: ignore[attr-defined]
+    return connection.execute(
+        sa_select(campaigns.state).where(campaigns.campaign_id == campaign_id)
+    ).scalar()
 
 
 def _attempt(row: CallRecordRow) -> AttemptRecord:

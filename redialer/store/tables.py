@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -141,6 +150,26 @@ class DialTicketRow(SQLModel, table=True):
     __tablename__ = "dial_tickets"
 
     campaign_id: str = Field(primary_key=True)
-    window: int = Field(primary_key=True)  # window start, in whole windows since the epoch
+    #: Whole windows since 2026-01-01 (not 1970: sub-second windows since 1970 overflow the 32-bit
+    #: column a store made before it was BIGINT still has).
+    window: int = Field(sa_column=Column(BigInteger, primary_key=True))
     ticket: int = Field(primary_key=True)
     holder: str
+
+
+class CallLineRow(SQLModel, table=True):
+    """A campaign's line for its call caps: the dials waiting, in arrival order, and those let
+    through lately with how long their calls held a slot (which says when to come back)."""
+
+    __tablename__ = "call_line"
+    __table_args__ = (
+        Index("ix_call_line_order", "campaign_id", "admitted_at", "seq"),  # waiting, in order
+        Index("ix_call_line_seq", "campaign_id", "seq"),  # the last arrival number
+    )
+
+    campaign_id: str = Field(primary_key=True)
+    holder: str = Field(primary_key=True)  # the idempotency key of the call waiting
+    seq: int  # arrival order
+    due_at: datetime = _when(nullable=False)  # when it was told to come back
+    admitted_at: datetime | None = _when(nullable=True)  # let through; kept a while, then gone
+    held_seconds: float | None = None  # how long its call held a slot (the line's pace)

@@ -1,0 +1,160 @@
+"""The call caps' line in the store, on SQLite and PostgreSQL: the cap, who goes, when to come
+back, and few check-ins however long the line."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+from temporalio.testing import ActivityEnvironment
+
+from activities.dialing import DialActivities
+from redialer.dialers.simulated import DialLedger, SimulatedDialer
+from redialer.outcomes import Outcome
+from redialer.payloads import DialInput
+from redialer.recipients import Recipient
+from redialer.store.call_caps import ASSUMED_HOLD, Admission, dial_rate_windows
+from redialer.store.store import Store
+from redialer.store.tables import CallLineRow, utcnow
+from tests import store_fixtures
+from tests.dialers import HeldDialer
+
+db = store_fixtures.db
+database_url = store_fixtures.database_url
+
+LEASE = timedelta(seconds=60)
+
+
+def admit(
+    db: Store,
+    holder: str,
+    *,
+    calls: int | None = 2,
+    rate: float | None = None,
+    now: datetime | None = None,
+) -> Admission:
+    return db.caps.admit("c1", holder, max_calls=calls, rate=rate, lease=LEASE, now=now)
+
+
+def backdate(db: Store, holders: list[str], **values: object) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(CallLineRow)
+            .where(CallLineRow.holder.in_(holders))  # type: ignore[attr-defined]
+            .values(**values)
+        )
+
+
+def test_no_more_calls_than_the_cap_and_a_freed_slot_goes_to_the_next(db: Store):
+    """Two slots: a third call waits, and goes once one of the first two ends."""
+    first, second, third = admit(db, "k1"), admit(db, "k2"), admit(db, "k3")
+    assert (first.admitted, first.holds_slot) == (True, True)
+    assert second.admitted and not third.admitted
+    assert 0 < third.retry_after < 10
+    db.caps.release("c1", "k1")
+    assert admit(db, "k3").admitted
+
+
+def test_a_retried_attempt_keeps_its_slot_instead_of_taking_another(db: Store):
+    """The same call asking again (its activity retried) holds one slot, not two."""
+    assert admit(db, "k1").admitted
+    assert admit(db, "k1").holds_slot
+    assert admit(db, "k2").admitted  # the second slot was still free
+    assert not admit(db, "k3").admitted
+
+
+def test_a_free_slot_goes_to_whoever_asks_and_the_front_is_told_to_come_back_first(db: Store):
+    """An idle slot is never held for a waiter who is late; the order comes from when each is
+    told to come back: the front sooner than those behind it."""
+    admit(db, "k1"), admit(db, "k2")
+    third, fourth = admit(db, "k3"), admit(db, "k4")
+    assert not third.admitted and not fourth.admitted
+    assert (third.ahead, fourth.ahead) == (0, 1)
+    assert third.retry_after < fourth.retry_after
+    db.caps.release("c1", "k1")
+    assert admit(db, "k4").admitted  # k3 is not back yet: the slot does not sit idle
+
+
+def test_a_waiter_that_never_came_back_leaves_the_line(db: Store):
+    """A waiter long past its time (its workflow ended, its campaign paused) stops counting as
+    ahead of the others, so they are not told to wait longer for it."""
+    admit(db, "k1"), admit(db, "k2")
+    admit(db, "k3"), admit(db, "k4")
+    assert admit(db, "k5").ahead == 2
+    backdate(db, ["k3", "k4"], due_at=utcnow() - timedelta(minutes=5))
+    assert admit(db, "k5").ahead == 0
+
+
+def test_the_line_moves_at_the_pace_calls_free_their_slots(db: Store):
+    """When to come back follows how long this campaign's calls hold a slot: waiting behind
+    two-second calls is shorter than behind the assumed ten-second ones."""
+    admit(db, "k1"), admit(db, "k2")
+    assumed = admit(db, "k3").retry_after
+    backdate(db, ["k1", "k2"], admitted_at=utcnow() - timedelta(seconds=2))
+    db.caps.release("c1", "k1"), db.caps.release("c1", "k2")
+    admit(db, "k4"), admit(db, "k5")  # the two free slots go
+    measured = admit(db, "k3").retry_after
+    assert measured < assumed / 2, (measured, assumed)
+
+
+def test_the_dial_rate_allows_a_windows_worth_then_says_when(db: Store):
+    """At 2 calls/s (one per half second) a second call in the same window waits for the next."""
+    assert dial_rate_windows(2) == (1, 0.5)
+    now = utcnow()  # both ask at one moment, so a busy machine cannot put them in two windows
+    assert admit(db, "k1", calls=None, rate=2, now=now).admitted
+    waiting = admit(db, "k2", calls=None, rate=2, now=now)
+    assert not waiting.admitted
+    assert 0 < waiting.retry_after <= 0.5 + 1e-6
+    assert admit(db, "k2", calls=None, rate=2, now=now + timedelta(seconds=0.5)).admitted
+
+
+@pytest.mark.parametrize(
+    ("rate", "tickets", "seconds"),
+    [(0.5, 1, 2.0), (4, 1, 0.25), (15, 1, 1 / 15), (50, 5, 0.1), (1000, 100, 0.1)],
+)
+def test_rate_windows_keep_the_average_and_bursts_small(rate, tickets, seconds):
+    """Tickets per window over the window's length is the rate; windows stay short."""
+    assert dial_rate_windows(rate) == (tickets, pytest.approx(seconds))
+    assert tickets / seconds == pytest.approx(rate)
+
+
+def test_a_long_line_checks_in_rarely(db: Store):
+    """1,000 calls waiting on 5 slots: the front comes back within seconds, the back in minutes,
+    and the line checks in about ten times per call let through; retrying every 1.75 s, as
+    before the line, would be 570 checks a second, over a thousand per call."""
+    admissions = [admit(db, f"k{i:04}", calls=5) for i in range(1005)]
+    assert sum(a.admitted for a in admissions) == 5
+    waits = [a.retry_after for a in admissions if not a.admitted]
+    assert waits[0] < 2 and waits[-1] > 600
+    assert waits == sorted(waits)  # further back, later
+    calls_per_second = 5 / ASSUMED_HOLD  # five slots, each freed every ASSUMED_HOLD seconds
+    checks_per_second = sum(1 / w for w in waits)
+    assert checks_per_second / calls_per_second < 12, checks_per_second
+
+
+async def test_a_call_cut_off_on_our_side_keeps_its_slot(db: Store):
+    """A dial attempt cancelled mid-call may leave the call up at the provider: its slot stays
+    held, so no other call begins, and the retried attempt takes it over and frees it."""
+    script = {"+16505550199": [Outcome.COMPLETED]}
+    dialer = HeldDialer(SimulatedDialer(ledger=DialLedger(db), script=script, instant=True))
+    dialing = DialActivities(store=db, dialer=dialer)
+    call = DialInput(
+        campaign_id="c1",
+        retry_group_id="campaign/c1/recipient/+16505550199",
+        recipient=Recipient(phone="+16505550199"),
+        attempt=1,
+        max_concurrent_calls=1,
+    )
+    first = ActivityEnvironment()
+    attempt = asyncio.create_task(first.run(dialing.dial, call))
+    await asyncio.wait_for(dialer.up.wait(), timeout=10)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    assert not admit(db, "another call", calls=1).admitted  # the slot is still this call's
+    dialer.hang_up.set()
+    result = await ActivityEnvironment().run(dialing.dial, call)  # the retried attempt
+    assert result.attempt is not None and result.attempt.outcome is Outcome.COMPLETED
+    assert admit(db, "another call", calls=1).admitted  # freed once the call ended
