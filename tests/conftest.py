@@ -17,14 +17,13 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from redialer.binaries import find_binary
 from redialer.dialers.simulated import DialLedger, SimulatedDialer
 from redialer.outcomes import Outcome
 from redialer.settings import Settings
 from redialer.store.store import Store
-from worker import build_worker
+from worker import Workers, build_worker
 from workflows import search_attributes as sa
 
 _INDEXED = {
@@ -91,7 +90,7 @@ class Harness:
         self.task_queue = f"tq-{uuid.uuid4()}"
         self.settings = Settings(task_queue=self.task_queue)
 
-    def worker(self) -> Worker:
+    def worker(self) -> Workers:
         return build_worker(
             self.client,
             settings=self.settings,

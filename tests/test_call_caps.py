@@ -93,7 +93,8 @@ def test_the_line_moves_at_the_pace_calls_free_their_slots(db: Store):
     admit(db, "k1"), admit(db, "k2")
     assumed = admit(db, "k3").retry_after
     backdate(db, ["k1", "k2"], admitted_at=utcnow() - timedelta(seconds=2))
-    db.caps.release("c1", "k1"), db.caps.release("c1", "k2")
+    db.caps.release("c1", "k1")
+    db.caps.release("c1", "k2")
     admit(db, "k4"), admit(db, "k5")  # the two free slots go
     measured = admit(db, "k3").retry_after
     assert measured < assumed / 2, (measured, assumed)

@@ -120,7 +120,7 @@ async def test_fixed_campaign_completes_with_every_status_counted(time_skipping_
 
 async def final_records(
     env: WorkflowEnvironment, store: Store, campaign_id: str, phones: list[str]
-) -> dict[str, tuple[str, int, int, bool]]:
+) -> dict[str, tuple[str | None, int, int | None, bool]]:
     """Per phone: (store status, store attempts, AttemptCount, whether record_final ran)."""
     rows = {r.phone: r for r in store.recipients_for_export(campaign_id)}
     found = {}

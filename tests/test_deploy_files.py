@@ -15,7 +15,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 
 
-def cli_type(value_type: int) -> str:
+def cli_type(value_type: IndexedValueType.ValueType) -> str:
     """`INDEXED_VALUE_TYPE_KEYWORD_LIST` -> `KeywordList`, the spelling `temporal` accepts."""
     name = IndexedValueType.Name(value_type).removeprefix("INDEXED_VALUE_TYPE_")
     return "".join(part.capitalize() for part in name.split("_"))

@@ -295,7 +295,8 @@ def strategy_doc(
 @st.composite
 def start_time(draw: st.DrawFn, zone_name: str) -> datetime:
     transitions = TRANSITIONS[zone_name]
-    if transitions and draw(st.booleans()):  # within two days either side of a DST change
+    near_a_change: bool = draw(st.booleans())
+    if transitions and near_a_change:  # within two days either side of a DST change
         around = draw(st.sampled_from(transitions))
         return around + timedelta(seconds=draw(st.integers(-2 * 86400, 2 * 86400)))
     naive = draw(st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31)))

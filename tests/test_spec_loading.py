@@ -17,6 +17,8 @@ from redialer.loading import (
     parse_campaign,
     parse_recipients,
 )
+from redialer.strategies import FixedDelay
+from redialer.windows import Weekday
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lead-qualification.json"
 DEFAULTS = Limits()
@@ -83,10 +85,11 @@ def test_design_example_loads_from_json_and_yaml(tmp_path: Path):
         assert spec.retry.strategy.type == "attempts"
         assert spec.retry.strategy.delays == [300, 3600, 10800]
         assert [o.value for o in spec.retry.retry_on] == ["no_answer", "busy", "failed"]
-        assert [(r.start, r.end_minute) for r in spec.pause_windows["monday"]] == [
+        assert [(r.start, r.end_minute) for r in spec.pause_windows[Weekday.MONDAY]] == [
             (12 * 60, 14 * 60),
             (18 * 60, 24 * 60),  # 23:59 means the end of the day
         ]
+        assert spec.calling_hours is not None
         assert (spec.calling_hours.start, spec.calling_hours.end) == (9 * 60, 21 * 60)
         assert (spec.max_attempts_per_day, spec.max_concurrent_calls) == (3, 50)
         assert [(r.phone, r.timezone) for r in spec.recipients] == [
@@ -302,6 +305,7 @@ def test_durations_in_seconds_or_iso8601(written: object, seconds: float):
     spec = parse_campaign(
         strategy(type="fixed_delay", delay=written, max_retries=1), limits=RAISED
     ).value
+    assert isinstance(spec.retry.strategy, FixedDelay)
     assert spec.retry.strategy.delay == seconds
 
 
