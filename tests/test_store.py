@@ -37,7 +37,7 @@ def record(attempt: int, outcome: Outcome, *, minutes: int = 0) -> AttemptRecord
 def write(
     db: Store, attempt: AttemptRecord, phone: str = "+16505550199", campaign: str = "c1"
 ) -> None:
-    db.record_attempt(
+    db.finish_attempt(
         key=f"{campaign}:{phone}:{attempt.attempt}",
         campaign_id=campaign,
         phone=phone,
@@ -47,14 +47,19 @@ def write(
     )
 
 
+def recorded(db: Store, key: str) -> AttemptRecord | None:
+    """What a dial retried under `key` finds already recorded."""
+    return db.dial_gate(key, campaign_id="c1", phone="+16505550199").recorded
+
+
 def test_recording_an_attempt_twice_keeps_one_row_and_the_first_result(db: Store):
     """A retried activity writing the same attempt again changes nothing."""
     write(db, record(1, Outcome.BUSY))
     write(db, record(1, Outcome.COMPLETED, minutes=5))
     rows = db.call_records("c1")
     assert [(r.attempt, r.outcome) for r in rows] == [(1, "busy")]
-    assert db.get_attempt("c1:+16505550199:1") == record(1, Outcome.BUSY)
-    assert db.get_attempt("c1:+16505550199:2") is None
+    assert recorded(db, "c1:+16505550199:1") == record(1, Outcome.BUSY)
+    assert recorded(db, "c1:+16505550199:2") is None
 
 
 def test_timestamps_come_back_aware_and_equal(db: Store):
@@ -124,7 +129,7 @@ def test_queue_pages_in_order_and_active_ids_page_by_key(db: Store):
         seen += ids
         after = ids[-1]
     assert seen == sorted(wf(p) for p in phones[:12])
-    db.set_final(campaign_id="c1", phone=phones[0], status="completed", attempts=2)
+    db.record_final(campaign_id="c1", phone=phones[0], status="completed", attempts=2)
     assert wf(phones[0]) not in db.active_workflow_ids("c1")
 
 
@@ -195,13 +200,13 @@ def test_a_queued_recipient_comes_back_as_it_went_in(db: Store):
     assert db.next_queued("c1", 1) == [ada]
 
 
-def test_set_final_without_a_campaign_or_a_row_changes_nothing(db: Store):
+def test_a_final_status_without_a_campaign_or_a_row_changes_nothing(db: Store):
     """A standalone call (no campaign) or an unknown number has no recipient row to end."""
     db.enqueue_recipients("c1", [Recipient(phone="+16505550199")], workflow_id_for=wf)
-    db.set_final(campaign_id=None, phone="+16505550199", status="completed", attempts=1)
-    db.set_final(campaign_id="c1", phone="+14155550100", status="completed", attempts=1)
+    db.record_final(campaign_id=None, phone="+16505550199", status="completed", attempts=1)
+    db.record_final(campaign_id="c1", phone="+14155550100", status="completed", attempts=1)
     assert db.recipient_counts("c1") == {"queued": 1}
-    db.set_final(campaign_id="c1", phone="+16505550199", status="completed", attempts=3)
+    db.record_final(campaign_id="c1", phone="+16505550199", status="completed", attempts=3)
     assert db.recipient_counts("c1") == {"final:completed": 1}
 
 

@@ -136,29 +136,6 @@ class Store:
 
     # ---- call records ---------------------------------------------------------------------------
 
-    def get_attempt(self, key: str) -> AttemptRecord | None:
-        with Session(self.engine) as session:
-            row = session.exec(
-                select(CallRecordRow).where(CallRecordRow.idempotency_key == key)
-            ).first()
-            return _attempt(row) if row else None
-
-    def record_attempt(
-        self,
-        *,
-        key: str,
-        campaign_id: str | None,
-        phone: str,
-        retry_group_id: str,
-        record: AttemptRecord,
-        variables: dict[str, Any],
-    ) -> None:
-        """Write one attempt; a second write with the same key changes nothing."""
-        self._insert_ignoring_conflicts(
-            CallRecordRow,
-            [_call_record(key, campaign_id, phone, retry_group_id, record, variables)],
-        )
-
     def attempts_for(self, retry_group_id: str) -> list[AttemptRecord]:
         return [_attempt(r) for r in self._records(CallRecordRow.retry_group_id == retry_group_id)]
 
@@ -275,9 +252,6 @@ class Store:
             return list(
                 session.exec(query.order_by(col(CampaignRecipientRow.workflow_id)).limit(limit))
             )
-
-    def set_final(self, *, campaign_id: str | None, phone: str, status: str, attempts: int) -> None:
-        self.record_final(campaign_id=campaign_id, phone=phone, status=status, attempts=attempts)
 
     def record_final(
         self,
