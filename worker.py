@@ -1,8 +1,9 @@
 """The redialer worker: runs the recipient and campaign workflows and their activities.
 
 `python worker.py` or `redialer worker`. Settings are validated once at start (a bad setting
-exits before anything connects); SIGTERM and SIGINT shut down cleanly, letting calls in progress
-finish within the grace period (a call cut off is resumed, not re-placed, by the next worker).
+exits before anything connects); SIGTERM and SIGINT shut down cleanly: both workers stop polling
+at once (no new dial), and calls in progress finish within REDIALER_GRACEFUL_SHUTDOWN seconds
+(a call cut off after that is resumed, not re-placed, by the next worker).
 """
 
 from __future__ import annotations
@@ -10,15 +11,22 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import structlog
+from temporalio import activity
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
 
 from activities.campaign_ops import CampaignActivities
 from activities.dialing import DialActivities
@@ -27,6 +35,7 @@ from redialer.dialers.simulated import DialLedger, SimulatedDialer, load_script
 from redialer.logs import configure_logging
 from redialer.process_exit import exit_now
 from redialer.settings import Settings, SettingsError, get_settings
+from redialer.store.migrations import SchemaOutOfDate
 from redialer.store.store import Store
 from starter.client import connect
 from workflows import search_attributes as sa
@@ -40,8 +49,6 @@ log = structlog.get_logger("redialer.worker")
 WORKFLOWS = [RecipientWorkflow, CampaignWorkflow]
 #: Campaign activities at once per process (each pages through starts or signals, bounded inside).
 CAMPAIGN_ACTIVITIES = 16
-#: How long a shutting-down worker lets activities (calls in progress) finish.
-GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 #: Threads for the store's calls (activities reach it through `asyncio.to_thread`). Python's
 #: default, cores + 4, is 6 on a small machine for up to 200 activities in flight, and a store
 #: call waiting its turn can hold up a call's slot renewal.
@@ -64,6 +71,30 @@ def build_dialer(settings: Settings, store: Store) -> Dialer:
     )
 
 
+class InFlight(Interceptor):
+    """Activities running in this process, by name: a shutdown says how many calls it awaits."""
+
+    def __init__(self) -> None:
+        self.running: Counter[str] = Counter()
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _Counted(next, self.running)
+
+
+class _Counted(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, running: Counter[str]) -> None:
+        super().__init__(next)
+        self._running = running
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        name = activity.info().activity_type
+        self._running[name] += 1
+        try:
+            return await super().execute_activity(input)
+        finally:
+            self._running[name] -= 1
+
+
 class Workers:
     """One process's workers: recipients on the task queue, campaigns on their own queue.
 
@@ -71,10 +102,13 @@ class Workers:
     the split only decides where new work waits, so campaign pages never queue behind calls.
     """
 
-    def __init__(self, recipients: Worker, campaigns: Worker) -> None:
+    def __init__(
+        self, recipients: Worker, campaigns: Worker, *, in_flight: InFlight | None = None
+    ) -> None:
         self.recipients = recipients
         self.campaigns = campaigns
         self.task_queue = recipients.task_queue
+        self.in_flight = in_flight or InFlight()
 
     async def __aenter__(self) -> Workers:
         await self.recipients.__aenter__()
@@ -86,10 +120,16 @@ class Workers:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        try:
-            await self.campaigns.__aexit__(*exc)  # type: ignore[arg-type]
-        finally:
-            await self.recipients.__aexit__(*exc)  # type: ignore[arg-type]
+        """Both stop polling at once, then wait for their activities: one after the other, the
+        recipients' worker would keep taking new dials while the campaigns' drained."""
+        results = await asyncio.gather(
+            self.campaigns.__aexit__(*exc),  # type: ignore[arg-type]
+            self.recipients.__aexit__(*exc),  # type: ignore[arg-type]
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
 
 def build_worker(
@@ -103,6 +143,7 @@ def build_worker(
     """The workers with every workflow and activity; tests call this with their own pieces."""
     queue = task_queue or settings.task_queue
     dialing = DialActivities(store=store, dialer=dialer)
+    in_flight = InFlight()
     campaign = CampaignActivities(store=store, client=client, task_queue=queue)
     activities: list[Callable[..., Any]] = [
         dialing.dial,
@@ -122,12 +163,14 @@ def build_worker(
             workflow_runner=WORKFLOW_RUNNER,
             activities=activities,
             max_concurrent_activities=max_activities,
-            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+            graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown),
+            interceptors=[in_flight],
         )
 
     return Workers(
         worker(queue, settings.max_concurrent_activities),
         worker(campaign_task_queue(queue), CAMPAIGN_ACTIVITIES),
+        in_flight=in_flight,
     )
 
 
@@ -170,7 +213,15 @@ async def run_worker(settings: Settings) -> None:
             campaign_task_queue=worker.campaigns.task_queue,
         )
         await stop.wait()
-        log.info("worker shutting down")
+        running = worker.in_flight.running
+        calls = running["dial"]
+        grace = settings.graceful_shutdown
+        log.info(
+            f"shutting down: waiting up to {grace:g} s for {calls} calls in progress",
+            grace_seconds=grace,
+            calls_in_progress=calls,
+            other_activities=sum(running.values()) - calls,
+        )
     store.close()
     log.info("worker stopped")
 
@@ -183,6 +234,9 @@ def main() -> None:
         exit_now(2)
     try:
         asyncio.run(run_worker(settings))
+    except SchemaOutOfDate as exc:  # the store needs `redialer db upgrade` first
+        print(exc, file=sys.stderr)
+        exit_now(2)
     except SystemExit as exc:
         exit_now(exc.code)
     exit_now(0)

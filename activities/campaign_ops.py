@@ -37,7 +37,7 @@ from redialer.payloads import (
     StartRecipientsResult,
 )
 from redialer.recipients import Recipient
-from redialer.store.store import Store
+from redialer.store.store import QueuedRow, Store
 from workflows import search_attributes as sa
 from workflows.ids import recipient_workflow_id
 from workflows.recipient import RecipientWorkflow
@@ -100,7 +100,7 @@ class CampaignActivities:
         page = await asyncio.to_thread(self._store.next_queued, input.campaign_id, input.limit)
         started = already = 0
 
-        async def start(recipient: Recipient) -> None:
+        async def start(recipient: QueuedRow) -> None:
             nonlocal started, already
             try:
                 await self._start_one(input, recipient)
@@ -121,14 +121,16 @@ class CampaignActivities:
         )
         return StartRecipientsResult(started=started, already_running=already)
 
-    async def _start_one(self, input: StartRecipientsInput, recipient: Recipient) -> None:
+    async def _start_one(self, input: StartRecipientsInput, recipient: QueuedRow) -> None:
         await self._client.start_workflow(
             RecipientWorkflow.run,
             RecipientInput(
                 campaign_id=input.campaign_id,
-                recipient=recipient,
+                phone=recipient.phone,
+                zone=recipient.zone,
+                variables=recipient.variables,
+                metadata=recipient.metadata,
                 policy=input.policy,
-                report_to=input.campaign_workflow_id,
             ),
             id=recipient_workflow_id(input.campaign_id, recipient.phone),
             task_queue=self._task_queue,
@@ -140,10 +142,13 @@ class CampaignActivities:
     @activity.defn(name="count_recipients")
     async def count_recipients(self, input: CountRecipientsInput) -> CountRecipientsResult:
         counts = await asyncio.to_thread(self._store.recipient_counts, input.campaign_id)
+        moving, next_due = await asyncio.to_thread(self._store.next_wake, input.campaign_id)
         return CountRecipientsResult(
             queued=counts.pop("queued", 0),
             started=counts.pop("started", 0),
             by_status={FinalStatus(k.removeprefix("final:")): n for k, n in counts.items()},
+            moving=moving,
+            next_due=next_due,
         )
 
     @activity.defn(name="control_campaign")

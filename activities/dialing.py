@@ -1,9 +1,15 @@
-"""Dialing activities: place one call idempotently, and record where a recipient ended.
+"""Dialing activities: place one call exactly once, decide what comes next, record the end.
 
 A dial is keyed by `{campaign_id}:{e164}:{attempt}`. Before calling, the activity looks for a call
-record with that key (a retried activity whose first run recorded the call returns it); the
-dialer itself refuses to place a second call for a key it has seen (a run that died between
-placing the call and recording it). So a retried or restarted activity never calls twice.
+record with that key (a retried activity whose first run recorded the call returns it). Before
+asking the dialer, it writes its intent to redialer's own ledger (`DialIntents`): a run that finds
+the intent already there is a retry of one that may have placed the call and died, so it asks the
+dialer to adopt that call and places one only if there is none. So a retried or restarted
+activity never calls twice, even through a provider that takes no idempotency key.
+
+The activity is also where time is read: it places the call only if now is an allowed time
+(pause windows, calling hours, the daily cap), and after the call runs the pure schedule on its
+own clock. The workflow gets both decisions in the activity's result, recorded in its history.
 """
 
 from __future__ import annotations
@@ -11,15 +17,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from redialer.dialers.base import CallRequest, Dialer, PermanentDialError, idempotency_key
+from redialer.allowed_time import next_allowed
+from redialer.campaign import CampaignPolicy
+from redialer.dialers.base import (
+    CallRequest,
+    CallResult,
+    Dialer,
+    PermanentDialError,
+    idempotency_key,
+)
 from redialer.outcomes import FinalStatus, Outcome
 from redialer.payloads import (
     AttemptRecord,
@@ -27,9 +44,15 @@ from redialer.payloads import (
     DialInput,
     DialResult,
     DialSkip,
+    NextAttempt,
     RecordFinalInput,
 )
+from redialer.schedule import Final, next_step
+from redialer.store.dial_intents import DialIntents
 from redialer.store.store import DialGate, Store
+from redialer.zones import load_zone
+
+T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +60,52 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_EVERY = 5.0
 #: A call slot is held this long past the last heartbeat: a dead worker's slot frees itself.
 SLOT_LEASE = timedelta(seconds=60)
+#: A dial this close to its allowed time waits for it here instead of going back to the workflow.
+SHORT_WAIT = timedelta(seconds=2)
+
+
+class ActivityClock:
+    """Temporal's time for this activity run: the server's start time of the run, plus the time
+    since (so time-skipping tests, the workflow's timers and the call records share one clock)."""
+
+    def __init__(self) -> None:
+        self._base = (
+            activity.info().started_time.astimezone(UTC)
+            if activity.in_activity()
+            else datetime.now(UTC)
+        )
+        self._t0 = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self._base + timedelta(seconds=time.monotonic() - self._t0)
+
+
+@lru_cache(maxsize=256)
+def _parse_policy(policy_json: str) -> CampaignPolicy:
+    return CampaignPolicy.model_validate_json(policy_json)
+
+
+def parse_policy(policy: dict[str, Any]) -> CampaignPolicy:
+    """The policy the edge validated, parsed once per distinct policy (not once per dial)."""
+    import json
+
+    return _parse_policy(json.dumps(policy, sort_keys=True))
+
+
+async def finish_despite_cancel(work: Awaitable[T], *, what: str) -> T:
+    """Await `work` to its end even if the activity is cancelled meanwhile (a `cancel` or
+    `opt_out` reaching the recipient while its call is up): a call in progress finishes and is
+    recorded. A worker shutting down still interrupts it (the retried dial adopts the call)."""
+    task = asyncio.ensure_future(work)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            details = activity.cancellation_details() if activity.in_activity() else None
+            if details is None or details.worker_shutdown or details.timed_out:
+                task.cancel()
+                raise
+            log.info("cancel asked while a call is up: the call finishes first", call=what)
 
 
 def _busy(message: str, *, kind: str, after: float) -> ApplicationError:
@@ -87,24 +156,31 @@ class DialActivities:
     def __init__(self, *, store: Store, dialer: Dialer) -> None:
         self._store = store
         self._dialer = dialer
+        self._intents = DialIntents(store)
 
     @activity.defn(name="dial")
     async def dial(self, input: DialInput) -> DialResult:
-        phone = input.recipient.phone
+        clock = ActivityClock()
+        phone = input.phone
         key = idempotency_key(input.campaign_id or input.retry_group_id, phone, input.attempt)
         bound = log.bind(campaign=input.campaign_id, recipient=phone, attempt=input.attempt)
+        policy, zone = parse_policy(input.policy), load_zone(input.zone)
         gate = await asyncio.to_thread(
             self._store.dial_gate, key, campaign_id=input.campaign_id, phone=phone
         )
         if gate.recorded is not None:
             bound.info("dial already recorded; returning it", outcome=gate.recorded.outcome.value)
-            return await self._finish(input, key, gate.recorded)
+            return await self._finish(input, key, gate.recorded, policy, zone, clock)
         skipped = _skip_reason(gate)
         if skipped is not None:
             bound.info("dial skipped", reason=skipped.value)
             return DialResult(skipped=skipped)
+        not_yet = await self._wait_for_allowed_time(input, policy, zone, clock)
+        if not_yet is not None:
+            bound.info("not an allowed time; deferred", until=not_yet.at.isoformat())
+            return DialResult(skipped=DialSkip.NOT_YET, next=not_yet)
         if gate.suppressed is not None:
-            now = datetime.now(UTC)
+            now = clock()
             record = AttemptRecord(
                 attempt=input.attempt,
                 outcome=Outcome.DND,
@@ -116,26 +192,77 @@ class DialActivities:
             bound.info("number is suppressed; not dialed", reason=gate.suppressed)
         else:
             record = await self._place_call(input, key, bound)
-        return await self._finish(input, key, record)
+        return await self._finish(input, key, record, policy, zone, clock)
 
-    async def _finish(self, input: DialInput, key: str, record: AttemptRecord) -> DialResult:
-        """Record the attempt, with the recipient's final status if this outcome ends it (see
-        `DialInput.finals`), in one write; safe to repeat."""
-        final = input.finals.get(record.outcome)
+    async def _wait_for_allowed_time(
+        self, input: DialInput, policy: CampaignPolicy, zone: ZoneInfo, clock: ActivityClock
+    ) -> NextAttempt | None:
+        """None if a call may be placed now (waiting here for a moment if it nearly may), else
+        this attempt's next allowed time: no call at a forbidden hour, whenever the dial runs
+        (a timer that fired late, a retry after a crash, a wait for a line)."""
+        now = clock()
+        at, deferred = next_allowed(now, policy=policy, zone=zone, attempts=input.attempts)
+        if at <= now:
+            return None
+        if at - now <= SHORT_WAIT:
+            await asyncio.sleep((at - now).total_seconds())
+            return None
+        if input.campaign_id is not None:
+            await asyncio.to_thread(
+                self._store.note_next_attempt, input.campaign_id, input.phone, at
+            )
+        return NextAttempt(attempt=input.attempt, at=at, due=now, deferred=deferred)
+
+    async def _finish(
+        self,
+        input: DialInput,
+        key: str,
+        record: AttemptRecord,
+        policy: CampaignPolicy,
+        zone: ZoneInfo,
+        clock: ActivityClock,
+    ) -> DialResult:
+        """Decide what comes after this attempt, and record both in one write; safe to repeat.
+
+        Jitter draws from a generator seeded by the key, so a repeated run decides alike."""
+        decision = next_step(
+            policy,
+            zone=zone,
+            attempts=[*input.attempts, record],
+            now=max(clock(), record.ended_at),
+            rng=random.Random(key),
+        )
+        final = decision if isinstance(decision, Final) else None
+        upcoming = (
+            None
+            if isinstance(decision, Final)
+            else NextAttempt(
+                attempt=decision.attempt,
+                at=decision.at,
+                due=decision.due,
+                deferred=decision.deferred,
+            )
+        )
         await asyncio.to_thread(
             self._store.finish_attempt,
             key=key,
             campaign_id=input.campaign_id,
-            phone=input.recipient.phone,
+            phone=input.phone,
             retry_group_id=input.retry_group_id,
             record=record,
-            variables=input.recipient.variables,
-            final=final.value if final is not None else None,
-            suppress=_suppression_for(final),
+            variables=input.variables,
+            final=final.status.value if final is not None else None,
+            suppress=_suppression_for(final.status if final is not None else None),
+            next_attempt_at=upcoming.at if upcoming is not None else None,
         )
         if final is not None:
-            _log_final(input.campaign_id, input.recipient.phone, final, input.attempt)
-        return DialResult(attempt=record, final_recorded=final)
+            _log_final(input.campaign_id, input.phone, final.status, input.attempt)
+        return DialResult(
+            attempt=record,
+            next=upcoming,
+            final=final.status if final is not None else None,
+            final_reason=final.reason if final is not None else None,
+        )
 
     async def _place_call(self, input: DialInput, key: str, bound: Any) -> AttemptRecord:
         """Dial under the caps: a slot (if capped) and an in-progress mark held for as long as
@@ -143,17 +270,18 @@ class DialActivities:
         request = CallRequest(
             idempotency_key=key,
             campaign_id=input.campaign_id,
-            phone=input.recipient.phone,
+            phone=input.phone,
             attempt=input.attempt,
             retry_group_id=input.retry_group_id,
-            variables=input.recipient.variables,
-            metadata=input.recipient.metadata,
+            variables=input.variables,
+            metadata=input.metadata,
         )
-        holds_slot = await self._admit(input, key)
+        policy = parse_policy(input.policy)
+        holds_slot = await self._admit(input, key, policy)
         try:
             await self._note_dialing(input, datetime.now(UTC))
             async with _heartbeating(also=self._renewer(input, key) if holds_slot else None):
-                result = await self._dialer.dial(request)
+                result = await finish_despite_cancel(self._call_once(request), what=key)
         except PermanentDialError as exc:  # refused: no call was placed
             await self._release(input, key, holds_slot)
             await self._note_dialing(input, None)
@@ -174,6 +302,24 @@ class DialActivities:
             call_id=result.call_id,
         )
 
+    async def _call_once(self, request: CallRequest) -> CallResult:
+        """One call for the key: adopt the call a previous run of this dial placed, if the dialer
+        has it; place one only if not."""
+        key = request.idempotency_key
+        intent = await asyncio.to_thread(
+            self._intents.begin, key, phone=request.phone, attempt=request.attempt
+        )
+        if not intent.first:
+            adopted = await self._dialer.adopt(request, since=intent.created_at)
+            if adopted is not None:
+                log.info("adopted the call a previous run placed", key=key, call=adopted.call_id)
+                await asyncio.to_thread(self._intents.adopted, key, adopted.call_id)
+                return adopted
+        await asyncio.to_thread(self._intents.requested, key)
+        result = await self._dialer.dial(request)
+        await asyncio.to_thread(self._intents.placed, key, result.call_id)
+        return result
+
     async def _release(self, input: DialInput, key: str, holds_slot: bool) -> None:
         """The call has ended, or never began: its slot is free."""
         if holds_slot and input.campaign_id:
@@ -182,23 +328,21 @@ class DialActivities:
     async def _note_dialing(self, input: DialInput, since: datetime | None) -> None:
         """Calls in progress, for `redialer watch` (campaign recipients only)."""
         if input.campaign_id is not None:
-            await asyncio.to_thread(
-                self._store.mark_dialing, input.campaign_id, input.recipient.phone, since
-            )
+            await asyncio.to_thread(self._store.mark_dialing, input.campaign_id, input.phone, since)
 
-    async def _admit(self, input: DialInput, key: str) -> bool:
+    async def _admit(self, input: DialInput, key: str, policy: CampaignPolicy) -> bool:
         """Through the campaign's call caps (True if it holds a call slot), or back in line:
         Temporal retries the activity when the line says, which adds no history events and holds
         no worker slot while waiting."""
         campaign = input.campaign_id
-        if campaign is None or not (input.max_concurrent_calls or input.max_calls_per_second):
+        if campaign is None or not (policy.max_concurrent_calls or policy.max_calls_per_second):
             return False
         admission = await asyncio.to_thread(
             self._store.caps.admit,
             campaign,
             key,
-            max_calls=input.max_concurrent_calls,
-            rate=input.max_calls_per_second,
+            max_calls=policy.max_concurrent_calls,
+            rate=policy.max_calls_per_second,
             lease=SLOT_LEASE,
         )
         if not admission.admitted:
@@ -216,8 +360,7 @@ class DialActivities:
 
     @activity.defn(name="record_final")
     async def record_final(self, input: RecordFinalInput) -> None:
-        """A final status the last dial did not record: opt-out, cancel, a refused dial, or a
-        scheduled retry time that passed during the call."""
+        """A final status no dial recorded: an opt-out or cancel between calls, a refused dial."""
         status = input.status
         reason = "opted_out" if input.opted_out else _suppression_for(status)
         await asyncio.to_thread(

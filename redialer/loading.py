@@ -1,7 +1,8 @@
 """Reading campaign specs and recipient lists from JSON, YAML or CSV, with every problem at once.
 
 A problem names the path (`recipients[3].phone`, `retry.strategy.delays[2]`), the value and the
-rule. Unknown fields are errors: a typo must not silently disable a rule.
+rule. Unknown fields are errors: a typo must not silently disable a rule. Sizes Temporal would
+refuse later are refused here, naming the row and number (`recipients[3] (+16505550199).variables`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from redialer.campaign import CampaignSpec
-from redialer.limits import Limits, Problem
+from redialer.limits import Limits, Problem, TooLarge, policy_too_large, recipient_too_large
 from redialer.recipients import Recipient
 from redialer.strategies import STRATEGY_TYPES
 
@@ -98,6 +99,10 @@ def problems_from(error: ValidationError, *, prefix: str = "") -> list[Problem]:
             for i, p in enumerate(loc)
         )
         rule = err["msg"].removeprefix("Value error, ")
+        too_large = err.get("ctx", {}).get("error")
+        if isinstance(too_large, TooLarge):  # the field and its size say more than the row
+            problems.append(Problem(path + too_large.where, too_large.size, too_large.rule))
+            continue
         if err["type"] == "extra_forbidden":
             rule = "unknown field (check the spelling: an unknown field would be ignored)"
         elif err["type"] == "missing":
@@ -107,18 +112,27 @@ def problems_from(error: ValidationError, *, prefix: str = "") -> list[Problem]:
 
 
 def _merge_duplicates(
-    recipients: list[Recipient], *, prefix: str = "recipients", known: set[str] | None = None
-) -> Loaded[list[Recipient]]:
-    """One recipient per number: later rows' variables fill gaps, the first row wins conflicts."""
-    first_row: dict[str, int] = {}
+    recipients: list[Recipient],
+    *,
+    limits: Limits,
+    prefix: str = "recipients",
+    known: set[str] | None = None,
+) -> tuple[Loaded[list[Recipient]], list[Problem]]:
+    """One recipient per number: later rows' variables fill gaps, the first row wins conflicts.
+
+    Each row was held to the size limit as it was read; a merged one is held to it again, and
+    returned as a problem.
+    """
+    rows: dict[str, list[int]] = {}
     merged: dict[str, Recipient] = {}
     warnings = []
     for i, r in enumerate(recipients):
         if known is not None and r.phone in known:
             warnings.append(f"{prefix}[{i}].phone {r.phone} is already in the campaign; skipped")
             continue
+        rows.setdefault(r.phone, []).append(i)
         if r.phone not in merged:
-            first_row[r.phone], merged[r.phone] = i, r
+            merged[r.phone] = r
             continue
         kept = merged[r.phone]
         merged[r.phone] = kept.model_copy(
@@ -129,10 +143,21 @@ def _merge_duplicates(
             }
         )
         warnings.append(
-            f"{prefix}[{i}].phone {r.phone} duplicates {prefix}[{first_row[r.phone]}]:"
+            f"{prefix}[{i}].phone {r.phone} duplicates {prefix}[{rows[r.phone][0]}]:"
             " merged, the number is called once"
         )
-    return Loaded(list(merged.values()), warnings)
+    problems = []
+    for phone, at in rows.items():
+        if len(at) > 1:
+            too_large = recipient_too_large(
+                merged[phone],
+                limit=limits.max_recipient_bytes,
+                merged_from=[f"{prefix}[{i}]" for i in at],
+            )
+            if too_large is not None:
+                path = f"{prefix}[{at[0]}]{too_large.where}"
+                problems.append(Problem(path, too_large.size, too_large.rule))
+    return Loaded(list(merged.values()), warnings), problems
 
 
 def parse_campaign(data: Any, *, limits: Limits, source: str = "campaign") -> Loaded[CampaignSpec]:
@@ -145,14 +170,25 @@ def parse_campaign(data: Any, *, limits: Limits, source: str = "campaign") -> Lo
         spec = CampaignSpec.model_validate(data, context=limits.context())
     except ValidationError as exc:
         raise InvalidInput(source, problems_from(exc)) from exc
-    merged = _merge_duplicates(spec.recipients)
+    merged, problems = _merge_duplicates(spec.recipients, limits=limits)
+    too_large = policy_too_large(spec.policy())
+    if too_large is not None or problems:
+        raise InvalidInput(source, [p for p in [too_large, *problems] if p is not None])
     return Loaded(spec.model_copy(update={"recipients": merged.value}), merged.warnings)
 
 
 def parse_recipients(
-    data: Any, *, source: str = "recipients", known: set[str] | None = None
+    data: Any,
+    *,
+    source: str = "recipients",
+    known: set[str] | None = None,
+    limits: Limits | None = None,
 ) -> Loaded[list[Recipient]]:
-    """A list of recipients (or `{"recipients": [...]}`), all rows checked, duplicates merged."""
+    """A list of recipients (or `{"recipients": [...]}`), all rows checked, duplicates merged.
+
+    Without `limits`, the default limits: a caller that omits them is never more permissive.
+    """
+    limits = limits or Limits()
     if isinstance(data, dict) and set(data) == {"recipients"}:
         data = data["recipients"]
     if not isinstance(data, list):
@@ -160,15 +196,18 @@ def parse_recipients(
             source, [Problem("", type(data).__name__, "must be a list of recipients")]
         )
     try:
-        recipients = _RECIPIENTS.validate_python(data)
+        recipients = _RECIPIENTS.validate_python(data, context=limits.context())
     except ValidationError as exc:
         raise InvalidInput(source, problems_from(exc, prefix="recipients")) from exc
-    return _merge_duplicates(recipients, known=known)
+    merged, problems = _merge_duplicates(recipients, limits=limits, known=known)
+    if problems:
+        raise InvalidInput(source, problems)
+    return merged
 
 
 def load_campaign(path: Path, *, limits: Limits) -> Loaded[CampaignSpec]:
     return parse_campaign(read_document(path), limits=limits, source=str(path))
 
 
-def load_recipients(path: Path) -> Loaded[list[Recipient]]:
-    return parse_recipients(read_document(path), source=str(path))
+def load_recipients(path: Path, *, limits: Limits | None = None) -> Loaded[list[Recipient]]:
+    return parse_recipients(read_document(path), source=str(path), limits=limits)

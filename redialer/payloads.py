@@ -10,21 +10,30 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from redialer.allowed_time import Deferral
-from redialer.campaign import CampaignPolicy
 from redialer.outcomes import FinalStatus, Outcome
-from redialer.recipients import Recipient
 
 # ---- recipient workflow -------------------------------------------------------------------------
 
 
+#: A `CampaignPolicy` as JSON. Workflows carry it unparsed and activities parse it: decoding a
+#: workflow's input must give the same result on every replay, whatever versions of phonenumbers,
+#: tzdata or redialer's own rules the worker has (the edge checked it before anything started).
+PolicyJson = dict[str, JsonValue]
+
+
 class RecipientInput(BaseModel):
-    """One recipient's run. Standalone when `campaign_id` is None (a single API-triggered call)."""
+    """One recipient's run. Standalone when `campaign_id` is None (a single API-triggered call).
+
+    Plain data only, checked at the edge: the number is already E.164 and `zone` already resolved
+    (the recipient's own, else its number's, else the campaign's); the workflow parses nothing.
+    """
 
     campaign_id: str | None
-    recipient: Recipient
-    policy: CampaignPolicy
-    #: The campaign workflow id to tell when final; None for a standalone call.
-    report_to: str | None = None
+    phone: str
+    zone: str
+    variables: dict[str, JsonValue] = {}
+    metadata: dict[str, JsonValue] = {}
+    policy: PolicyJson
 
 
 class AttemptRecord(BaseModel):
@@ -104,7 +113,7 @@ class QueuedRecipient(BaseModel):
 
 class CampaignInput(BaseModel):
     campaign_id: str
-    policy: CampaignPolicy
+    policy: PolicyJson
     long_living: bool = False
     #: The first recipients, bounded (the starter sends the rest with `add_recipients`).
     recipients: list[QueuedRecipient] = []
@@ -122,11 +131,6 @@ class CampaignInput(BaseModel):
 
 class AddRecipientsInput(BaseModel):
     recipients: list[QueuedRecipient]
-
-
-class RecipientFinishedInput(BaseModel):
-    phone: str
-    status: FinalStatus
 
 
 class CampaignProgress(BaseModel):
@@ -152,16 +156,18 @@ class CampaignResult(BaseModel):
 
 
 class DialInput(BaseModel):
+    """Place attempt `attempt` if now is an allowed time, and decide what comes after it."""
+
     campaign_id: str | None
     retry_group_id: str
-    recipient: Recipient
+    phone: str
+    zone: str
+    variables: dict[str, JsonValue] = {}
+    metadata: dict[str, JsonValue] = {}
+    policy: PolicyJson
     attempt: int
-    #: The campaign's caps, enforced by the dial activity across every worker.
-    max_concurrent_calls: int | None = None
-    max_calls_per_second: float | None = None
-    #: Outcomes that make this attempt the last, with the status each gives: the activity records
-    #: it with the attempt, so the workflow needs no second round trip to record it.
-    finals: dict[Outcome, FinalStatus] = {}
+    #: The attempts so far: the schedule counts delays, daily caps and per-outcome caps from them.
+    attempts: list[AttemptRecord] = []
 
 
 class DialSkip(StrEnum):
@@ -170,15 +176,25 @@ class DialSkip(StrEnum):
     CAMPAIGN_PAUSED = "campaign_paused"
     CAMPAIGN_STOPPED = "campaign_stopped"
     OPTED_OUT = "opted_out"  # on the suppression list as an opt-out: ends `opted_out`
+    NOT_YET = "not_yet"  # a pause window, calling hours or the daily cap: `next` says when
 
 
 class DialResult(BaseModel):
-    """An attempt's record, or the reason no call was placed and nothing was recorded."""
+    """An attempt's record, or the reason no call was placed; and what comes next.
+
+    Every decision that depends on the time (is now allowed? when is the next attempt? is the
+    recipient final?) is taken here, on the activity's clock, and reaches the workflow recorded in
+    its history: the workflow never branches on `workflow.now()`, so a replay, or a worker handed
+    an activation with a stale time after a crash, always takes the same path.
+    """
 
     attempt: AttemptRecord | None = None
     skipped: DialSkip | None = None
-    #: The final status recorded with the attempt (its outcome was in `DialInput.finals`).
-    final_recorded: FinalStatus | None = None
+    #: The next attempt (after `attempt`), or this one later (NOT_YET); None once final.
+    next: NextAttempt | None = None
+    #: The final status `attempt` ended the recipient with, recorded with it.
+    final: FinalStatus | None = None
+    final_reason: str | None = None
 
 
 class RecordFinalInput(BaseModel):
@@ -206,8 +222,7 @@ class EnqueueRecipientsResult(BaseModel):
 
 class StartRecipientsInput(BaseModel):
     campaign_id: str
-    campaign_workflow_id: str
-    policy: CampaignPolicy
+    policy: PolicyJson
     limit: int
 
 
@@ -226,10 +241,33 @@ class CountRecipientsResult(BaseModel):
     queued: int
     started: int  # started, not final yet
     by_status: dict[FinalStatus, int]
+    #: Started recipients that may move any moment: a call up, or no next time known yet.
+    moving: int = 0
+    #: The earliest time one of the others is due to call (the campaign sleeps until then).
+    next_due: AwareDatetime | None = None
 
     @property
     def total(self) -> int:
         return self.queued + self.started + sum(self.by_status.values())
+
+
+class CampaignAction(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    OPT_OUT = "opt_out"
+
+
+class ControlInput(BaseModel):
+    """The campaign's `control` update: an acknowledged pause, resume, stop or opt-out."""
+
+    action: CampaignAction
+    phone: str | None = None  # for opt_out: E.164
+
+
+class ControlResult(BaseModel):
+    state: CampaignState
+    detail: str  # what happened, for the person who asked
 
 
 class CampaignControlInput(BaseModel):

@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    model_validator,
+)
 
+from redialer.limits import recipient_within_limit
 from redialer.zones import load_zone
 
 
@@ -52,3 +62,9 @@ class Recipient(BaseModel):
     timezone: ZoneName | None = None
     variables: dict[str, JsonValue] = Field(default_factory=dict)
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _within_size_limit(self, info: ValidationInfo) -> Recipient:
+        """Every payload that carries a recipient carries all of it: bound it where it enters."""
+        recipient_within_limit(self, info)
+        return self

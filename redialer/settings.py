@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from redialer.limits import Limits
+from redialer.limits import MAX_RECIPIENT_BYTES_CAP, Limits
 
 
 class LogFormat(StrEnum):
@@ -54,7 +54,16 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     max_retries_limit: int = Field(default=Limits().max_retries, ge=0)
     max_delay_limit: float = Field(default=Limits().max_delay_seconds, gt=0)
+    max_recipient_bytes: int = Field(
+        default=Limits().max_recipient_bytes, ge=1024, le=MAX_RECIPIENT_BYTES_CAP
+    )
     max_concurrent_activities: int = Field(default=200, ge=1)
+    #: Seconds a worker told to stop (SIGTERM, SIGINT) lets its calls in progress finish before
+    #: it cuts them. At least the longest call the dialer can place: the simulator's is an
+    #: answered call of up to 240 s (its DURATIONS), plus a minute to record it and report back.
+    #: Give the supervisor's stop timeout (`stop_grace_period`, `terminationGracePeriodSeconds`,
+    #: systemd's `TimeoutStopSec`) more than this, or it kills the worker mid-call anyway.
+    graceful_shutdown: float = Field(default=300.0, ge=0)
 
     @field_validator("simulator_script")
     @classmethod
@@ -80,7 +89,11 @@ class Settings(BaseSettings):
 
     @property
     def limits(self) -> Limits:
-        return Limits(max_retries=self.max_retries_limit, max_delay_seconds=self.max_delay_limit)
+        return Limits(
+            max_retries=self.max_retries_limit,
+            max_delay_seconds=self.max_delay_limit,
+            max_recipient_bytes=self.max_recipient_bytes,
+        )
 
     def safe_summary(self) -> dict[str, object]:
         """What may be logged: no secrets, and no password inside the database URL."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client
 
     from redialer.payloads import CampaignProgress, RecipientHistory
+    from starter.inspection import Answer
 
 DEFAULT_DB = Path(".redialer/temporal.db")
 
@@ -35,10 +36,23 @@ Address = Annotated[
 CampaignId = Annotated[str, typer.Argument(help="The campaign id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Phone = Annotated[str, typer.Argument(help="The number, E.164.")]
+Database = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="Store URL, read when no worker answers (default: REDIALER_DATABASE_URL).",
+    ),
+]
 
 
-def _run(address: str | None, action: Callable[[Client], Awaitable[T]]) -> T:
-    """Connect, act, and turn Temporal's errors into one clear line."""
+def _run(
+    address: str | None,
+    action: Callable[[Client], Awaitable[T]],
+    *,
+    unreachable: Callable[[str], Awaitable[T]] | None = None,
+) -> T:
+    """Connect, act, and turn Temporal's errors into one clear line. With `unreachable`, a
+    Temporal that cannot be reached gets that answer (given why) instead of an error."""
     from temporalio.service import RPCError, RPCStatusCode
 
     from starter.client import connect
@@ -50,6 +64,8 @@ def _run(address: str | None, action: Callable[[Client], Awaitable[T]]) -> T:
         try:
             client = await connect(settings, address=target)
         except RuntimeError as exc:
+            if unreachable is not None:
+                return await unreachable(f"Temporal at {target} is not reachable")
             fail(f"cannot reach Temporal at {target} ({exc}); start one with `redialer server`")
         return await action(client)
 
@@ -133,29 +149,37 @@ def add(
     console.print(f"sent {sent} recipients to campaign {campaign_id}")
 
 
-def _signal(name: str, campaign_id: str, address: str | None) -> None:
+def _control(action: str, campaign_id: str, address: str | None, phone: str | None = None) -> None:
+    """Send an acknowledged control command; print what happened, or exit 1 with the reason
+    the campaign refused it."""
+    from redialer.payloads import CampaignAction
     from starter import campaigns
 
-    async def go(client: Client) -> None:
-        await campaigns.campaign_handle(client, campaign_id).signal(name)
+    async def go(client: Client) -> str:
+        try:
+            result = await campaigns.control(
+                client, campaign_id, CampaignAction(action), phone=phone
+            )
+        except campaigns.ControlRefused as exc:
+            fail(str(exc))
+        return result.detail
 
-    _run(address, go)
-    console.print(f"{name} sent to campaign {campaign_id}")
+    console.print(f"campaign {campaign_id} {_run(address, go)}")
 
 
 def pause(campaign_id: CampaignId, address: Address = None) -> None:
     """No new dials until resumed; waiting retries wait."""
-    _signal("pause", campaign_id, address)
+    _control("pause", campaign_id, address)
 
 
 def resume(campaign_id: CampaignId, address: Address = None) -> None:
     """Dial again after a pause."""
-    _signal("resume", campaign_id, address)
+    _control("resume", campaign_id, address)
 
 
 def stop(campaign_id: CampaignId, address: Address = None) -> None:
     """No dial after this; waiting recipients end canceled; calls in progress finish."""
-    _signal("stop", campaign_id, address)
+    _control("stop", campaign_id, address)
 
 
 def _e164_or_exit(phone: str) -> str:
@@ -172,23 +196,32 @@ def opt_out(
 ) -> None:
     """Never call this number again, in this campaign or any later one."""
     e164 = _e164_or_exit(phone)
-    from starter import campaigns
-
-    _run(address, lambda c: campaigns.opt_out(c, campaign_id, e164))
-    console.print(f"{e164} opted out (campaign {campaign_id})")
+    _control("opt_out", campaign_id, address, phone=e164)
 
 
 def progress_json(p: CampaignProgress) -> dict[str, Any]:
     return p.model_dump(mode="json", exclude={"queued"})
 
 
-def progress(campaign_id: CampaignId, as_json: AsJson = False, address: Address = None) -> None:
-    """Counts per status."""
-    from starter import campaigns
+def progress(
+    campaign_id: CampaignId,
+    as_json: AsJson = False,
+    address: Address = None,
+    database: Database = None,
+) -> None:
+    """Counts per status (from the store when no worker answers)."""
+    from starter import inspection
 
-    p = _run(address, lambda c: campaigns.progress(c, campaign_id))
+    answer = _inspect(
+        address,
+        lambda c: inspection.progress(c, campaign_id, database=database),
+        lambda why: inspection.unreachable(
+            "progress", campaign_id, None, database=database, why=why
+        ),
+    )
+    p = answer.value
     if as_json:
-        print_json(progress_json(p))
+        print_json(progress_json(p) | {"source": answer.source.value})
         return
     console.print(
         f"[bold]{p.campaign_id}[/bold] {p.state.value}: {p.final}/{p.total} final,"
@@ -196,6 +229,7 @@ def progress(campaign_id: CampaignId, as_json: AsJson = False, address: Address 
     )
     for status, n in sorted(p.by_status.items(), key=lambda kv: -kv[1]):
         console.print(f"  {status:<22} {n}")
+    _print_source(answer)
 
 
 def history_json(h: RecipientHistory) -> dict[str, Any]:
@@ -222,14 +256,23 @@ def history(
     phone: Phone,
     as_json: AsJson = False,
     address: Address = None,
+    database: Database = None,
 ) -> None:
-    """Every attempt of one recipient, its status, and the next attempt."""
+    """Every attempt of one recipient, its status, and the next attempt (from the store when no
+    worker answers)."""
     e164 = _e164_or_exit(phone)
-    from starter import campaigns
+    from starter import inspection
 
-    h = _run(address, lambda c: campaigns.history(c, campaign_id, e164))
+    answer = _inspect(
+        address,
+        lambda c: inspection.history(c, campaign_id, e164, database=database),
+        lambda why: inspection.unreachable(
+            "history", campaign_id, e164, database=database, why=why
+        ),
+    )
+    h = answer.value
     if as_json:
-        print_json(history_json(h))
+        print_json(history_json(h) | {"source": answer.source.value})
         return
     console.print(
         f"[bold]{h.phone}[/bold] ({h.timezone}) {h.status}"
@@ -248,6 +291,28 @@ def history(
             + (f" (deferred: {why})" if why else ""),
             markup=False,
         )
+    _print_source(answer)
+
+
+def _inspect(
+    address: str | None,
+    action: Callable[[Client], Awaitable[Answer[T]]],
+    unreachable: Callable[[str], Awaitable[Answer[T]]],
+) -> Answer[T]:
+    """`_run` for progress and history, which the store answers when no worker does (or no
+    Temporal at all)."""
+    from starter.inspection import NotInStore
+
+    try:
+        return _run(address, action, unreachable=unreachable)
+    except NotInStore as exc:
+        fail(str(exc))
+
+
+def _print_source(answer: Answer[Any]) -> None:
+    line = answer.source_line()
+    if line:
+        console.print(line, markup=False)
 
 
 def worker() -> None:
@@ -263,16 +328,10 @@ def server(
     db: Annotated[Path, typer.Option(help="Persistence file (SQLite).")] = DEFAULT_DB,
 ) -> None:
     """The embedded Temporal dev server with the Web UI and the search attributes registered."""
-    import subprocess
+    from starter.server import exec_server
 
-    from starter.server import server_command
-
-    db.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"Temporal on 127.0.0.1:{port}, Web UI http://127.0.0.1:{ui_port}, data in {db}")
-    try:
-        subprocess.run(server_command(port=port, ui_port=ui_port, db=db), check=False)
-    except KeyboardInterrupt:
-        pass
+    exec_server(port=port, ui_port=ui_port, db=db)  # signals reach the server: no orphan
 
 
 def demo(

@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.campaign_ops import recipient_search_attributes
 from redialer.campaign import CampaignPolicy, CampaignSpec
 from redialer.payloads import (
     AddRecipientsInput,
+    CampaignAction,
     CampaignInput,
     CampaignProgress,
     CampaignResult,
-    OptOutInput,
+    ControlInput,
+    ControlResult,
     QueuedRecipient,
     RecipientHistory,
     RecipientInput,
     RecipientResult,
 )
 from redialer.recipients import Recipient
+from redialer.zones import recipient_zone_name
 from workflows import search_attributes as sa
 from workflows.campaign import CampaignWorkflow
 from workflows.ids import campaign_task_queue, campaign_workflow_id, recipient_workflow_id
@@ -56,7 +61,7 @@ async def start_campaign(
         CampaignWorkflow.run,
         CampaignInput(
             campaign_id=spec.campaign_id,
-            policy=spec.policy(),
+            policy=spec.policy().model_dump(mode="json"),
             long_living=spec.long_living,
             recipients=batches[0] if batches else [],
             expected_recipients=None if spec.long_living else len(spec.recipients),
@@ -89,10 +94,58 @@ async def add_recipients(client: Client, campaign_id: str, recipients: Sequence[
     return len(recipients)
 
 
-async def opt_out(client: Client, campaign_id: str, phone: str) -> None:
-    await campaign_handle(client, campaign_id).signal(
-        CampaignWorkflow.opt_out, OptOutInput(campaign_id=campaign_id, phone=phone)
-    )
+class ControlRefused(Exception):
+    """The campaign did not take a control command; the message says why."""
+
+
+async def control(
+    client: Client, campaign_id: str, action: CampaignAction, *, phone: str | None = None
+) -> ControlResult:
+    """Pause, resume, stop or opt a number out, acknowledged: returns once the campaign has
+    written the change and told its recipients, or raises `ControlRefused` with the reason (a
+    pause of a stopped campaign, a campaign that has ended)."""
+    handle = campaign_handle(client, campaign_id)
+    try:
+        return await handle.execute_update(
+            CampaignWorkflow.control, ControlInput(action=action, phone=phone)
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise ControlRefused(getattr(cause, "message", None) or str(cause)) from exc
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        ended = await _ended(handle)
+        if ended is None:
+            raise ControlRefused(f"campaign {campaign_id} not found") from exc
+        raise ControlRefused(
+            f"campaign {campaign_id} has ended ({ended}): {action.value} refused"
+        ) from exc
+
+
+async def _ended(handle: WorkflowHandle[Any, Any]) -> str | None:
+    """How the workflow ended ("completed", "terminated", ...), or None if there is none."""
+    try:
+        status = (await handle.describe()).status
+    except RPCError:
+        return None
+    return status.name.lower() if status is not None else "unknown"
+
+
+async def pause(client: Client, campaign_id: str) -> ControlResult:
+    return await control(client, campaign_id, CampaignAction.PAUSE)
+
+
+async def resume(client: Client, campaign_id: str) -> ControlResult:
+    return await control(client, campaign_id, CampaignAction.RESUME)
+
+
+async def stop(client: Client, campaign_id: str) -> ControlResult:
+    return await control(client, campaign_id, CampaignAction.STOP)
+
+
+async def opt_out(client: Client, campaign_id: str, phone: str) -> ControlResult:
+    return await control(client, campaign_id, CampaignAction.OPT_OUT, phone=phone)
 
 
 async def progress(client: Client, campaign_id: str) -> CampaignProgress:
@@ -117,7 +170,16 @@ async def start_single_call(
     """One API-triggered call with retries, outside any campaign."""
     return await client.start_workflow(
         RecipientWorkflow.run,
-        RecipientInput(campaign_id=None, recipient=recipient, policy=policy),
+        RecipientInput(
+            campaign_id=None,
+            phone=recipient.phone,
+            zone=recipient_zone_name(
+                own=recipient.timezone, phone=recipient.phone, campaign=policy.timezone
+            ),
+            variables=recipient.variables,
+            metadata=recipient.metadata,
+            policy=policy.model_dump(mode="json"),
+        ),
         id=workflow_id or f"call/{recipient.phone}/{uuid.uuid4()}",
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,

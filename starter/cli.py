@@ -7,8 +7,8 @@ import sys
 import typer
 
 from starter import campaign_commands as run
+from starter import db_commands, spec_commands
 from starter import report_commands as insight
-from starter import spec_commands
 
 app = typer.Typer(
     name="redialer",
@@ -32,16 +32,21 @@ app.command()(run.demo)
 app.command()(insight.report)
 app.command()(insight.export)
 app.command()(insight.watch)
+app.add_typer(db_commands.app, name="db")
 
 
 def main() -> None:
     from redialer.process_exit import exit_now
     from redialer.settings import SettingsError
+    from redialer.store.migrations import SchemaOutOfDate
 
     try:
         app()
     except SettingsError as exc:  # raised before any command could act
         print("\n".join(exc.lines), file=sys.stderr)
+        exit_now(2)
+    except SchemaOutOfDate as exc:  # the store needs `redialer db upgrade` first
+        print(exc, file=sys.stderr)
         exit_now(2)
     except SystemExit as exc:  # typer ends every command this way
         exit_now(exc.code)

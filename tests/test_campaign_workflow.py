@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from redialer.campaign import CampaignSpec
@@ -17,11 +18,12 @@ from redialer.payloads import (
     CampaignProgress,
     CampaignState,
     QueuedRecipient,
-    RecipientFinishedInput,
 )
 from redialer.recipients import Recipient
+from redialer.store.dial_intents import DialIntents
 from redialer.store.store import Store
 from starter import campaigns
+from tests.dialers import HeldDialer
 from workflows import search_attributes as sa
 from workflows.campaign import CampaignWorkflow
 from workflows.ids import campaign_task_queue, recipient_workflow_id
@@ -231,27 +233,79 @@ async def _all_waiting(env: WorkflowEnvironment, campaign_id: str, phones: list[
 
 
 async def test_pause_holds_retries_and_resume_continues(time_skipping_env, harness_for):
-    """While paused nobody is dialed, however long; after resume the retries go on."""
+    """While paused nobody is dialed, however long, and the campaign does not poll (its history
+    does not grow while nothing can move); after resume the retries go on."""
     phones = PHONES[18:21]
     h = harness_for(time_skipping_env, {p: [B, C] for p in phones})
     s = spec(phones, delay=600, retries=2)
+    client = time_skipping_env.client
     async with h.worker():
-        handle = await campaigns.start_campaign(
-            time_skipping_env.client, s, task_queue=h.task_queue
-        )
+        handle = await campaigns.start_campaign(client, s, task_queue=h.task_queue)
         with time_skipping_env.auto_time_skipping_disabled():
             await wait_progress(handle, lambda p: p.total == 3)
             await _all_waiting(time_skipping_env, s.campaign_id, phones)
-            await handle.signal(CampaignWorkflow.pause)
-            await wait_progress(handle, lambda p: p.state is CampaignState.PAUSED)
+            paused = await campaigns.pause(client, s.campaign_id)
+            assert paused.state is CampaignState.PAUSED and "3 recipient(s) told" in paused.detail
             for phone in phones:
                 await _wait_status(time_skipping_env, s.campaign_id, phone, "paused")
+            await wait_progress(handle, lambda p: p.active == 3)  # the last reading is in
+            events_before = len((await handle.fetch_history()).events)
         await time_skipping_env.sleep(2 * 24 * 3600)  # two days pass: still nobody dialed
         assert all(len(h.ledger.dials_for(p)) == 1 for p in phones)
-        await handle.signal(CampaignWorkflow.resume)
+        # A reading is an activity and a workflow task, ~10 events: a poll a minute would have
+        # added ~28,000 in two days.
+        assert len((await handle.fetch_history()).events) - events_before <= 20
+        await campaigns.resume(client, s.campaign_id)
         result = await handle.result()
     assert result.by_status == {"completed": 3}
     assert all(len(h.ledger.dials_for(p)) == 2 for p in phones)
+
+
+async def test_a_campaign_asleep_until_a_retry_hours_away_reads_the_store_rarely(
+    time_skipping_env, harness_for
+):
+    """Every recipient waits for a retry 6 hours away: the campaign sleeps until it is due
+    instead of reading the store every minute, and still counts the end at once."""
+    phones = PHONES[21:23]
+    h = harness_for(time_skipping_env, {p: [B, C] for p in phones})
+    s = spec(phones, delay=6 * 3600, retries=1, long_living=True)
+    client = time_skipping_env.client
+    async with h.worker():
+        handle = await campaigns.start_campaign(client, s, task_queue=h.task_queue)
+        with time_skipping_env.auto_time_skipping_disabled():
+            await _all_waiting(time_skipping_env, s.campaign_id, phones)
+        await wait_progress(handle, lambda p: p.final == 2, skip=time_skipping_env, timeout=120)
+        history = await handle.fetch_history()
+        await campaigns.stop(client, s.campaign_id)
+        await handle.result()
+    readings = _activities(history, "count_recipients")
+    assert readings <= 30, readings  # a reading a minute for 6 hours would be 360
+
+
+async def test_control_commands_the_campaign_cannot_take_are_refused_with_the_reason(
+    time_skipping_env, harness_for
+):
+    """pause, resume and stop are acknowledged, and refused (with why) when the state does not
+    allow them, also once the campaign has ended; a refused command changes nothing."""
+    phones = PHONES[23:24]
+    h = harness_for(time_skipping_env, {p: [C] for p in phones})
+    s = spec(phones, long_living=True)
+    client = time_skipping_env.client
+    async with h.worker():
+        handle = await campaigns.start_campaign(client, s, task_queue=h.task_queue)
+        with pytest.raises(campaigns.ControlRefused, match="is running: resume refused"):
+            await campaigns.resume(client, s.campaign_id)
+        assert (await campaigns.pause(client, s.campaign_id)).state is CampaignState.PAUSED
+        with pytest.raises(campaigns.ControlRefused, match="is paused: pause refused"):
+            await campaigns.pause(client, s.campaign_id)
+        stopped = await campaigns.stop(client, s.campaign_id)
+        assert stopped.state is CampaignState.STOPPED and stopped.detail.startswith("stopped")
+        with pytest.raises(campaigns.ControlRefused, match="(is stopped|has ended)"):
+            await campaigns.resume(client, s.campaign_id)
+        result = await handle.result()
+        with pytest.raises(campaigns.ControlRefused, match="has ended \\(completed\\)"):
+            await campaigns.pause(client, s.campaign_id)
+    assert result.state is CampaignState.STOPPED
 
 
 async def _wait_status(env: WorkflowEnvironment, campaign_id: str, phone: str, status: str) -> None:
@@ -316,7 +370,7 @@ async def test_counts_and_pause_survive_continue_as_new(time_skipping_env, harne
     h = harness_for(time_skipping_env, {p: [B, C] for p in phones})
     client = time_skipping_env.client
     campaign_id = f"can-{h.task_queue[-8:]}"
-    policy = spec([], delay=60, retries=1).policy()
+    policy = spec([], delay=60, retries=1).policy().model_dump(mode="json")
     async with h.worker():
         handle = await client.start_workflow(
             CampaignWorkflow.run,
@@ -386,7 +440,7 @@ async def test_a_bad_number_signalled_around_the_cli_is_skipped_and_the_rest_kep
             CampaignWorkflow.run,
             CampaignInput(
                 campaign_id=s.campaign_id,
-                policy=s.policy(),
+                policy=s.policy().model_dump(mode="json"),
                 recipients=[QueuedRecipient(phone=phones[0])],
                 expected_recipients=4,
             ),
@@ -407,6 +461,15 @@ async def test_a_bad_number_signalled_around_the_cli_is_skipped_and_the_rest_kep
     assert result.total == 3 and result.by_status == {"completed": 3}
     assert all(len(h.ledger.dials_for(p)) == 1 for p in phones)
     assert {r.phone for r in h.store.recipients_for_export(s.campaign_id)} == set(phones)
+
+
+def _activities(history: WorkflowHistory, name: str) -> int:
+    return sum(
+        1
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == name
+    )
 
 
 def _signals(history: WorkflowHistory, name: str) -> int:
@@ -489,7 +552,7 @@ async def test_a_long_stop_wait_continues_as_new_and_keeps_its_deadline(
             CampaignWorkflow.run,
             CampaignInput(
                 campaign_id=campaign_id,
-                policy=spec([], delay=7200, retries=1).policy(),
+                policy=spec([], delay=7200, retries=1).policy().model_dump(mode="json"),
                 recipients=[QueuedRecipient(phone=p) for p in phones],
                 expected_recipients=len(phones),
                 max_events_per_run=100,
@@ -515,32 +578,6 @@ async def test_a_long_stop_wait_continues_as_new_and_keeps_its_deadline(
     assert timedelta(hours=2) <= waited < timedelta(hours=2, minutes=2), waited
 
 
-async def test_a_report_counted_twice_does_not_end_the_campaign_early(
-    time_skipping_env, harness_for
-):
-    """A report from a recipient started by an earlier version (counted twice, or never
-    de-duplicated) must not end the campaign while a recipient still waits for a retry: the
-    campaign ends on what the store says."""
-    done, waiting = PHONES[24], PHONES[25]
-    h = harness_for(time_skipping_env, {done: [C], waiting: [B, C]})
-    s = spec([done, waiting], delay=3600, retries=1)
-    client = time_skipping_env.client
-    async with h.worker():
-        handle = await campaigns.start_campaign(client, s, task_queue=h.task_queue)
-        with time_skipping_env.auto_time_skipping_disabled():
-            await wait_progress(handle, lambda p: p.final == 1 and p.queued == 0)
-            await _all_waiting(time_skipping_env, s.campaign_id, [waiting])
-            await handle.signal(
-                "recipient_finished",
-                RecipientFinishedInput(phone=done, status=FinalStatus.COMPLETED),
-            )
-            await asyncio.sleep(0.5)
-            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        result = await handle.result()
-    assert result.total == 2 and result.by_status == {"completed": 2}
-    assert len(h.ledger.dials_for(waiting)) == 2  # its retry was made, not cut off
-
-
 async def test_recipients_the_counts_missed_are_still_called_and_counted(
     time_skipping_env, harness_for
 ):
@@ -561,3 +598,52 @@ async def test_recipients_the_counts_missed_are_still_called_and_counted(
         result = await handle.result()
     assert result.total == 2 and result.by_status == {"completed": 2}
     assert len(h.ledger.dials_for(missed)) == 1
+
+
+async def test_a_cancel_reaches_a_recipient_waiting_for_a_line(time_skipping_env, harness_for):
+    """A recipient whose dial waits for a free line (the campaign's one line is busy) and is
+    canceled ends `canceled` at once, without waiting for the line, and is never dialed."""
+    talking, waiting = PHONES[28], PHONES[29]
+    h = harness_for(time_skipping_env, {talking: [C], waiting: [C]})
+    h.dialer = held = HeldDialer(h.dialer)
+    s = spec([talking, waiting], max_concurrent_calls=1)
+    client = time_skipping_env.client
+    with time_skipping_env.auto_time_skipping_disabled():
+        async with h.worker():
+            handle = await campaigns.start_campaign(client, s, task_queue=h.task_queue)
+            await asyncio.wait_for(held.up.wait(), timeout=60)
+            first = await _first_dialing(h.store, s.campaign_id, [talking, waiting])
+            other = waiting if first == talking else talking
+            second = client.get_workflow_handle_for(
+                RecipientWorkflow.run, recipient_workflow_id(s.campaign_id, other)
+            )
+            await _until_waiting_for_a_line(time_skipping_env, second)
+            await second.signal(RecipientWorkflow.cancel)
+            try:  # while the line is still busy: the call up has not been hung up
+                result = await asyncio.wait_for(second.result(), timeout=60)
+            finally:
+                held.hang_up.set()
+            done = await handle.result()
+    assert result.status is FinalStatus.CANCELED and result.attempts == 0
+    assert h.ledger.dials_for(other) == []
+    assert done.by_status == {"completed": 1, "canceled": 1}
+
+
+async def _first_dialing(store: Store, campaign_id: str, phones: list[str]) -> str:
+    for _ in range(1200):
+        for phone in phones:
+            if DialIntents(store).requests(f"{campaign_id}:{phone}:1"):
+                return phone
+        await asyncio.sleep(0.05)
+    raise AssertionError("nobody dialed")
+
+
+async def _until_waiting_for_a_line(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:  # type: ignore[type-arg]
+    """Until its dial activity has been turned back by the call caps at least once."""
+    for _ in range(1200):
+        description = await handle.describe()
+        pending = description.raw_description.pending_activities
+        if pending and pending[0].attempt > 1:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} never waited for a line")

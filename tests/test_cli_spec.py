@@ -335,3 +335,66 @@ def test_plan_refuses_an_invalid_spec_or_one_without_recipients(tmp_path: Path):
         app, ["plan", empty, "--start", "2026-11-23T10:00:00Z", "--outcomes", "busy"]
     )
     assert result.exit_code == 2 and "the spec has no recipients" in result.stderr
+
+
+# --- sizes --------------------------------------------------------------------------------------
+
+
+def big_spec(tmp_path: Path, notes_bytes: int) -> str:
+    rows: list[dict[str, object]] = [{"phone": f"+1650555{n:04d}"} for n in range(100, 103)]
+    rows.append({"phone": "+1 650 555 0199", "variables": {"notes": "x" * notes_bytes}})
+    return spec_file(tmp_path, recipients=rows)
+
+
+def test_validate_refuses_a_20_mb_variable_naming_row_phone_field_and_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A 20 MiB variable exits 2 naming the row, the number, the field, its size and the limit."""
+    monkeypatch.delenv("REDIALER_MAX_RECIPIENT_BYTES", raising=False)
+    path = big_spec(tmp_path, 20 * 1024 * 1024)
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{path}: 1 problem(s)",
+        "  recipients[3] (+16505550199).variables: 20.0 MiB: a recipient's data may be at most"
+        " 64 KiB (REDIALER_MAX_RECIPIENT_BYTES raises the limit, to at most 1 MiB);"
+        " keep data this large outside the spec and pass a reference to it (a URL, an id)",
+    ]
+
+
+def test_start_refuses_an_oversized_recipient_before_connecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`redialer start` checks sizes too: exit 2, and Temporal is never contacted."""
+    monkeypatch.delenv("REDIALER_MAX_RECIPIENT_BYTES", raising=False)
+    path = big_spec(tmp_path, 100 * 1024)
+    result = runner.invoke(app, ["start", path, "--address", "127.0.0.1:1"])
+    assert result.exit_code == 2, result.output
+    assert "recipients[3] (+16505550199).variables: 100.0 KiB: " in result.stderr
+
+
+def test_redialer_max_recipient_bytes_raises_the_limit_up_to_its_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """REDIALER_MAX_RECIPIENT_BYTES lets a 100 KiB recipient in; above 1 MiB it is refused."""
+    path = big_spec(tmp_path, 100 * 1024)
+    monkeypatch.delenv("REDIALER_MAX_RECIPIENT_BYTES", raising=False)
+    assert runner.invoke(app, ["validate", path]).exit_code == 2
+    monkeypatch.setenv("REDIALER_MAX_RECIPIENT_BYTES", str(128 * 1024))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 0, result.output
+    assert "recipients   4" in result.stdout
+    monkeypatch.setenv("REDIALER_MAX_RECIPIENT_BYTES", str(4 * 1024 * 1024))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 2
+    from redialer.settings import SettingsError
+
+    assert isinstance(result.exception, SettingsError)
+    (line,) = result.exception.lines
+    assert line == (
+        "invalid setting REDIALER_MAX_RECIPIENT_BYTES='4194304':"
+        " Input should be less than or equal to 1048576"
+    )

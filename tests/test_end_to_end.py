@@ -152,6 +152,7 @@ async def test_campaign_through_the_cli_with_call_records(
         "final": 4,
         "active": 0,
         "by_status": {"completed": 2, "voicemail_final": 1, "all_retries_exhausted": 1},
+        "source": "store",  # the campaign has completed: no worker needed to answer
     }
     assert [a["outcome"] for a in history["attempts"]] == ["busy", "no_answer", "completed"]
     assert history["status"] == "completed"

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
-from redialer.campaign import CampaignPolicy
+from redialer.campaign import CampaignPolicy, CampaignSpec
+from redialer.logs import configure_logging
 from redialer.outcomes import Outcome
 from redialer.recipients import Recipient
-from redialer.settings import Settings
-from starter.campaigns import start_single_call
+from redialer.settings import LogFormat, Settings
+from starter.campaigns import start_campaign, start_single_call
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,3 +86,36 @@ def test_settings_taken_by_field_name_and_by_environment(monkeypatch: pytest.Mon
     monkeypatch.setenv("REDIALER_TASK_QUEUE", "calls")
     s = Settings()
     assert (s.temporal_address, s.task_queue) == ("temporal:7233", "calls")
+
+
+@pytest.mark.parametrize("fmt", list(LogFormat))
+async def test_an_exception_logged_in_a_workflow_prints_with_its_traceback(
+    fmt: LogFormat, time_skipping_env, harness_for, capsys: pytest.CaptureFixture[str]
+):
+    """A malformed signal's warning, traceback and all, is printed from inside the sandbox."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_structlog = structlog.get_config()
+    configure_logging(fmt=fmt, level="WARNING")  # writing to the captured stderr
+    structlog.configure(cache_logger_on_first_use=False)  # leave capture_logs working for others
+    h = harness_for(time_skipping_env)
+    spec = CampaignSpec.model_validate(
+        {"campaign_id": f"logs-{uuid.uuid4().hex[:6]}", "long_living": True, "recipients": []}
+    )
+    seen = ""
+    try:
+        async with h.worker():
+            handle = await start_campaign(time_skipping_env.client, spec, task_queue=h.task_queue)
+            await handle.signal("add_recipients", {"recipients": "not a list"})
+            deadline = asyncio.get_running_loop().time() + 60
+            while "Failed deserializing signal input" not in seen:
+                assert asyncio.get_running_loop().time() < deadline, f"never logged: {seen}"
+                await asyncio.sleep(0.1)
+                seen += capsys.readouterr().err
+            await handle.terminate("test over")
+    finally:
+        root.handlers[:], root.level = saved_handlers, saved_level
+        structlog.configure(**saved_structlog)
+    seen += capsys.readouterr().err
+    assert "Logging error" not in seen and "RestrictedWorkflowAccessError" not in seen, seen
+    assert "Traceback (most recent call last)" in seen and "ValidationError" in seen  # the cause

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic_core import to_json
 
 from redialer.campaign import CampaignPolicy
 from redialer.limits import Limits
@@ -17,6 +18,7 @@ from redialer.loading import (
     parse_campaign,
     parse_recipients,
 )
+from redialer.recipients import Recipient
 from redialer.strategies import FixedDelay
 from redialer.windows import Weekday
 
@@ -518,3 +520,107 @@ def test_unreadable_and_malformed_files(tmp_path: Path):
     as_list.write_text("- a\n- b\n")
     with pytest.raises(InvalidInput, match="must be a mapping of fields"):
         load_campaign(as_list, limits=DEFAULTS)
+
+
+# --- sizes: what Temporal would refuse is refused here, naming the row, phone and field ---------
+
+KIB = 1024
+
+
+def padded(phone: str, size: int, field: str = "variables") -> dict[str, object]:
+    """A recipient whose JSON, as it travels, is exactly `size` bytes."""
+    empty = len(to_json(Recipient.model_validate({"phone": phone, field: {"notes": ""}})))
+    return {"phone": phone, field: {"notes": "x" * (size - empty)}}
+
+
+def test_a_recipient_over_the_size_limit_is_refused_with_every_other_problem():
+    """A recipient over 64 KiB is refused by row, phone and field, beside the other problems."""
+    rows = [
+        {"phone": "+16505550100"},
+        {"phone": "12"},
+        {"phone": "+16505550199", "metadata": {"crm": "y" * (100 * KIB)}},
+    ]
+    found = sorted(problems(base(recipients=rows, timezone="Mars/Base")))
+    assert [f.split(":")[0] for f in found] == [
+        "recipients[1].phone",
+        "recipients[2] (+16505550199).metadata",
+        "timezone",
+    ]
+    assert found[1] == (
+        "recipients[2] (+16505550199).metadata: 100.0 KiB: a recipient's data may be at most"
+        " 64 KiB (REDIALER_MAX_RECIPIENT_BYTES raises the limit, to at most 1 MiB)"
+    )
+
+
+def test_the_recipient_limit_is_on_its_whole_json_and_exact():
+    """64 KiB of JSON is accepted, one byte more refused; fields count together."""
+    at_limit = padded("+16505550199", 64 * KIB)
+    assert parse_campaign(base(recipients=[at_limit]), limits=DEFAULTS).value.recipients
+    (found,) = problems(base(recipients=[padded("+16505550199", 64 * KIB + 1)]))
+    assert found.startswith(
+        "recipients[0] (+16505550199).variables: 63.9 KiB: the recipient is 65,537 bytes in all: "
+    ), found
+    split = {
+        "phone": "+16505550199",
+        "variables": {"a": "x" * (40 * KIB)},
+        "metadata": {"b": "y" * (30 * KIB)},
+    }
+    (found,) = problems(base(recipients=[split]))
+    assert found.startswith("recipients[0] (+16505550199).variables: 40.0 KiB: "), found
+    assert "the recipient is 70.1 KiB in all" in found
+
+
+def test_many_recipients_each_within_the_limit_load_however_large_the_list():
+    """The limit is per recipient: 100 recipients of 63 KiB (6 MiB in all) load."""
+    rows = [padded(f"+1650555{n:04d}", 63 * KIB) for n in range(100, 200)]
+    spec = parse_campaign(base(recipients=rows), limits=DEFAULTS).value
+    assert len(spec.recipients) == 100
+
+
+def test_merged_duplicates_are_checked_as_they_travel():
+    """Two rows of one number, each within the limit, are refused when merged they are not."""
+    rows = [
+        {"phone": "+16505550199", "variables": {"a": "x" * (40 * KIB)}},
+        {"phone": "+1 650 555 0199", "variables": {"b": "y" * (40 * KIB)}},
+    ]
+    (found,) = problems(base(recipients=rows))
+    assert found.startswith("recipients[0] (+16505550199).variables: 80.0 KiB: "), found
+    assert "merged from recipients[0], recipients[1]" in found
+
+
+def test_recipient_lists_are_checked_for_size(tmp_path: Path):
+    """Lists for `redialer add` (CSV too) are held to the same limit; a raised one lets more in."""
+    path = tmp_path / "more.csv"
+    path.write_text(f"phone,name,notes\n+16505550199,Ada,short\n+14155550100,Bob,{'z' * 70_000}\n")
+    with pytest.raises(InvalidInput) as info:
+        load_recipients(path)
+    (problem,) = info.value.problems
+    assert problem.path == "recipients[1] (+14155550100).variables"
+    assert "may be at most 64 KiB" in problem.rule
+    raised = Limits(max_recipient_bytes=128 * KIB)
+    assert len(load_recipients(path, limits=raised).value) == 2
+
+
+def test_raised_recipient_limit_accepts_and_the_worker_still_loads_the_recipient():
+    """Under a raised limit a 100 KiB recipient loads, and deserialises without context."""
+    row = padded("+16505550199", 100 * KIB)
+    assert paths(base(recipients=[row])) == ["recipients[0] (+16505550199).variables"]
+    raised = Limits(max_recipient_bytes=128 * KIB)
+    (recipient,) = parse_campaign(base(recipients=[row]), limits=raised).value.recipients
+    assert Recipient.model_validate(recipient.model_dump(mode="json")) == recipient
+
+
+def test_the_campaign_rules_without_recipients_are_limited_to_256_kib():
+    """The rules travel with every recipient: over 256 KiB they are refused, naming the field."""
+    ranges = [
+        {"start": f"{h:02d}:{m:02d}", "end": f"{h:02d}:{m + 1:02d}"}
+        for h in range(24)
+        for m in range(0, 58, 2)
+    ]
+    weekdays = list(Weekday)
+    within = {day.value: ranges * 2 for day in weekdays[:5]}  # about 220 KiB
+    assert parse_campaign(base(pause_windows=within), limits=DEFAULTS).value.pause_windows
+    every_day = {day.value: ranges * 2 for day in weekdays}  # about 305 KiB
+    (found,) = problems(base(pause_windows=every_day))
+    assert found.startswith("pause_windows: 30"), found
+    assert "the campaign's rules (the spec without its recipients) may be at most 256 KiB" in found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -175,13 +174,12 @@ def test_suppression_keeps_its_first_reason(db: Store):
     assert db.suppression_reason("+14155550100") is None
 
 
-def test_enqueue_is_batched_and_fast(db: Store):
-    """1,000 recipients queue in well under a second; 2,500 (three statements) count exactly."""
+def test_enqueue_is_batched(db: Store):
+    """2,500 recipients (three statements) queue and count exactly, duplicates skipped (its speed
+    is measured in bench/, not asserted here)."""
     phones = [f"+1212555{n:04d}" for n in range(2500)]
     recipients = [Recipient(phone=p, variables={"i": i}) for i, p in enumerate(phones)]
-    started = time.perf_counter()
     assert db.enqueue_recipients("c1", recipients[:1000], workflow_id_for=wf) == (1000, 0)
-    assert time.perf_counter() - started < 1.0
     assert db.enqueue_recipients("c1", recipients, workflow_id_for=wf) == (1500, 1000)
     assert db.recipient_counts("c1") == {"queued": 2500}
     queued = db.next_queued("c1", 3000)
@@ -196,8 +194,11 @@ def test_a_queued_recipient_comes_back_as_it_went_in(db: Store):
         variables={"name": "Ada", "tags": ["vip"], "n": 1.5},
         metadata={"crm_id": 7, "source": None},
     )
-    db.enqueue_recipients("c1", [ada], workflow_id_for=wf)
-    assert db.next_queued("c1", 1) == [ada]
+    db.enqueue_recipients("c1", [ada], workflow_id_for=wf, campaign_timezone="Europe/Paris")
+    [queued] = db.next_queued("c1", 1)
+    assert queued == (ada.phone, "America/Los_Angeles", ada.variables, ada.metadata)
+    db.enqueue_recipients("c2", [Recipient(phone=ada.phone)], workflow_id_for=wf)
+    assert db.next_queued("c2", 1)[0].zone == "America/Los_Angeles"  # its number's own zone
 
 
 def test_a_final_status_without_a_campaign_or_a_row_changes_nothing(db: Store):

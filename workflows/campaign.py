@@ -7,6 +7,16 @@ pending children. Who is final is written to the store with each recipient's las
 calls are under way the workflow reads its counts from there (no signal per recipient), keeps
 counts, not lists, and continues-as-new when Temporal suggests it, so every run's history stays
 bounded however many recipients pass through and however long a long-living campaign runs.
+
+A reading falls due on a durable timer, never by comparing `workflow.now()` with a stored time
+(a worker taking over after a crash can be handed an activation stamped with the previous task's
+time, and a branch on that time would differ from replay). While nothing can move (paused, or
+every recipient asleep until a retry hours away) it does not poll: it sleeps until the earliest
+retry is due, or until a signal or update gives it work.
+
+Control (`pause`, `resume`, `stop`, `opt_out`) comes as signals (fire and forget, for any
+Temporal client) or as the `control` update, which a validator refuses when the campaign's state
+does not allow it and which answers once the change is written and broadcast.
 """
 
 from __future__ import annotations
@@ -22,17 +32,20 @@ with workflow.unsafe.imports_passed_through():
     from redialer.outcomes import FinalStatus
     from redialer.payloads import (
         AddRecipientsInput,
+        CampaignAction,
         CampaignControlInput,
+        CampaignControlResult,
         CampaignInput,
         CampaignProgress,
         CampaignResult,
         CampaignState,
+        ControlInput,
+        ControlResult,
         CountRecipientsInput,
         CountRecipientsResult,
         EnqueueRecipientsInput,
         OptOutInput,
         QueuedRecipient,
-        RecipientFinishedInput,
         StartRecipientsInput,
     )
 
@@ -41,19 +54,35 @@ BATCH = 500
 #: Recipients started per start activity (it returns only counts, so no payload grows with it):
 #: fewer pages mean fewer pauses between them, and `pause`/`stop` wait for at most one page.
 START_PAGE = 1000
-#: Patch (`workflow.patched`): the campaign reads its counts from the store instead of taking a
-#: signal from every recipient. A signal per recipient is a stream as fast as calls end, and a
-#: workflow under a steady stream of signals cannot continue as new: the server rejects each try
-#: while a new signal is pending (temporalio/temporal#1289) until the run hits its 10,000-signal
-#: cap. Runs started before this change replay as they ran.
-COUNTS_FROM_STORE = "campaign-counts-from-store"
-#: While calls are under way, read the store this soon after the counts last moved, and back off
-#: to at most this while they do not (a long-living campaign waiting on retries hours away).
-#: A reading falls due when a durable timer fires, never by comparing `workflow.now()` with a
-#: stored time: a worker taking over after a crash can be handed an activation stamped with the
-#: previous task's time, and a branch on that time then differs from replay (nondeterminism).
+#: The campaign reads who is final from the store instead of taking a signal from every
+#: recipient: a signal per recipient is a stream as fast as calls end, and a workflow under a
+#: steady stream of signals cannot continue as new (the server rejects each try while a new
+#: signal is pending, temporalio/temporal#1289) until the run hits its 10,000-signal cap.
+#: While calls are up, read the store this soon after the counts last moved, backing off to at
+#: most READ_MAX while they do not; while every recipient sleeps until a known time, read again
+#: when the earliest is due (at most READ_IDLE_MAX later, the bound on a stale count).
 READ_FIRST = timedelta(seconds=2)
 READ_MAX = timedelta(minutes=1)
+READ_IDLE_MAX = timedelta(hours=6)
+_STATE_FOR = {
+    CampaignAction.PAUSE: CampaignState.PAUSED,
+    CampaignAction.RESUME: CampaignState.RUNNING,
+    CampaignAction.STOP: CampaignState.STOPPED,
+}
+
+
+def _described(state: CampaignState, result: CampaignControlResult) -> str:
+    told = f"{result.signaled} recipient(s) told"
+    if state is CampaignState.PAUSED:
+        return f"paused: {told}; calls in progress finish, no new call starts"
+    if state is CampaignState.RUNNING:
+        return f"resumed: {told}"
+    if state is CampaignState.STOPPED:
+        queued = f"{result.canceled_queued} queued canceled"
+        return f"stopped: {told}, {queued}; calls in progress finish"
+    return state.value
+
+
 #: After `stop`, how long to wait for calls in progress to finish.
 STOP_GRACE = timedelta(hours=2)
 STORE_RETRY = RetryPolicy(
@@ -69,11 +98,14 @@ class CampaignWorkflow:
         self._counts = input.counts.model_copy(deep=True)
         self._state = input.state
         self._inbox: list[QueuedRecipient] = list(input.recipients)
-        self._controls: list[CampaignState] = []
-        self._opt_outs: list[str] = []
+        #: Control requests in arrival order, each with its number (an update waits for its own).
+        self._controls: list[tuple[int, CampaignState]] = []
+        self._opt_outs: list[tuple[int, str]] = []
+        self._requested = 0  # control and opt-out requests numbered so far
+        self._done_requests: dict[int, str] = {}  # number -> what happened, for waiting updates
         self._received = input.received
-        self._reads_store = False  # decided by COUNTS_FROM_STORE when the run starts
         self._reading_pause = READ_FIRST
+        self._idle_until_due = False  # the last reading found nothing that can move soon
         self._reading_is_due = False  # set by the reading timer
         self._reading_timer: asyncio.Task[None] | None = None
         self._stop_wait_over = False  # set by the stop deadline's timer
@@ -82,13 +114,12 @@ class CampaignWorkflow:
 
     @workflow.run
     async def run(self, input: CampaignInput) -> CampaignResult:
-        self._reads_store = workflow.patched(COUNTS_FROM_STORE)
         while True:
             await self._wait_for_work()
             if self._controls:
-                await self._apply(self._controls.pop(0))
+                await self._apply(*self._controls.pop(0))
             elif self._opt_outs:
-                await self._opt_out(self._opt_outs.pop(0))
+                await self._opt_out(*self._opt_outs.pop(0))
             elif self._inbox:
                 await self._enqueue()
             elif self._reading_due():
@@ -107,7 +138,7 @@ class CampaignWorkflow:
             await self._wait_for_calls_in_progress()
         else:
             self._state = CampaignState.COMPLETED
-            await self._apply(CampaignState.COMPLETED)
+            await self._apply(0, CampaignState.COMPLETED)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return CampaignResult(
             campaign_id=input.campaign_id,
@@ -118,10 +149,14 @@ class CampaignWorkflow:
 
     async def _wait_for_work(self) -> None:
         """Until there is something to do, or, while calls are under way, a reading is due."""
-        if self._reads_store and self._under_way():
+        if self._under_way() and self._may_move():
             self._arm_reading_timer()  # also while pages of starts keep it busy
         if not self._has_work():
             await workflow.wait_condition(self._has_work)
+
+    def _may_move(self) -> bool:
+        """Whether counts can change without a signal: never while paused with no call up."""
+        return self._state is not CampaignState.PAUSED or not self._idle_until_due
 
     def _arm_reading_timer(self) -> None:
         """Make the next reading fall due in `_reading_pause`, unless a timer already runs."""
@@ -133,6 +168,14 @@ class CampaignWorkflow:
             self._reading_is_due, self._reading_timer = True, None
 
         self._reading_timer = asyncio.create_task(fall_due())
+
+    def _read_soon(self) -> None:
+        """Something just moved (recipients started, the campaign resumed): read again soon,
+        instead of at the end of a long idle wait."""
+        self._reading_pause, self._idle_until_due = READ_FIRST, False
+        if self._reading_timer is not None:
+            self._reading_timer.cancel()
+            self._reading_timer = None
 
     def _has_work(self) -> bool:
         return bool(
@@ -150,7 +193,7 @@ class CampaignWorkflow:
         return self._counts.total - self._counts.final - self._counts.queued > 0
 
     def _reading_due(self) -> bool:
-        return self._reads_store and self._reading_is_due and self._under_way()
+        return self._reading_is_due and self._under_way()
 
     def _done(self) -> bool:
         if self._controls or self._opt_outs or self._inbox:
@@ -168,7 +211,8 @@ class CampaignWorkflow:
 
     async def _read_counts(self) -> CountRecipientsResult:
         """Take the store's counts, the truth about who is final, and schedule the next reading:
-        soon while they move, less often while they do not."""
+        soon while they move, less often while they do not, and, while every recipient sleeps
+        until a known time, when the earliest is due (never while paused with no call up)."""
         store = await workflow.execute_activity_method(
             CampaignActivities.count_recipients,
             CountRecipientsInput(campaign_id=self._input.campaign_id),
@@ -182,17 +226,22 @@ class CampaignWorkflow:
         )
         self._counts.total, self._counts.queued = store.total, store.queued
         self._counts.by_status = dict(store.by_status)
-        self._reading_pause = READ_FIRST if moved else min(self._reading_pause * 2, READ_MAX)
+        self._idle_until_due = store.moving == 0 and not moved
+        if not self._idle_until_due:
+            self._reading_pause = READ_FIRST if moved else min(self._reading_pause * 2, READ_MAX)
+        elif store.next_due is not None:
+            # How long to sleep, never whether to: a stale `now` only shifts the timer.
+            until_due = store.next_due - workflow.now() + timedelta(seconds=1)
+            self._reading_pause = min(max(until_due, READ_FIRST), READ_IDLE_MAX)
+        else:
+            self._reading_pause = READ_MAX
         self._reading_is_due = False
         return store
 
     async def _settled_in_store(self) -> bool:
         """The counts say everyone is final: does a fresh reading of the store agree? It also
         catches what counts alone would miss: recipients an interrupted enqueue left uncounted
-        (still queued: they are started) and, from recipients started before COUNTS_FROM_STORE,
-        a report counted twice (Temporal de-duplicates signals on a best-effort basis)."""
-        if not self._reads_store:
-            return True
+        (still queued: they are started)."""
         store = await self._read_counts()
         return store.queued == 0 and store.started == 0
 
@@ -220,7 +269,7 @@ class CampaignWorkflow:
             EnqueueRecipientsInput(
                 campaign_id=self._input.campaign_id,
                 recipients=batch,
-                campaign_timezone=self._input.policy.timezone,
+                campaign_timezone=str(self._input.policy.get("timezone") or "UTC"),
             ),
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=STORE_RETRY,
@@ -235,7 +284,6 @@ class CampaignWorkflow:
             CampaignActivities.start_recipients,
             StartRecipientsInput(
                 campaign_id=self._input.campaign_id,
-                campaign_workflow_id=workflow.info().workflow_id,
                 policy=self._input.policy,
                 limit=START_PAGE,
             ),
@@ -245,8 +293,9 @@ class CampaignWorkflow:
             summary=f"start up to {START_PAGE} recipients",
         )
         self._counts.queued = max(0, self._counts.queued - result.started - result.already_running)
+        self._read_soon()
 
-    async def _apply(self, state: CampaignState) -> None:
+    async def _apply(self, request: int, state: CampaignState) -> None:
         result = await workflow.execute_activity_method(
             CampaignActivities.control_campaign,
             CampaignControlInput(campaign_id=self._input.campaign_id, state=state),
@@ -258,8 +307,11 @@ class CampaignWorkflow:
         if result.canceled_queued:
             self._count_final(FinalStatus.CANCELED, result.canceled_queued)
             self._counts.queued = 0
+        if state is CampaignState.RUNNING:
+            self._read_soon()
+        self._done_requests[request] = _described(state, result)
 
-    async def _opt_out(self, phone: str) -> None:
+    async def _opt_out(self, request: int, phone: str) -> None:
         await workflow.execute_activity_method(
             CampaignActivities.opt_out_recipient,
             OptOutInput(campaign_id=self._input.campaign_id, phone=phone),
@@ -267,15 +319,13 @@ class CampaignWorkflow:
             retry_policy=STORE_RETRY,
             summary=f"opt out {phone}",
         )
+        self._done_requests[request] = f"{phone} is on the suppression list and will not be called"
 
     async def _wait_for_calls_in_progress(self) -> None:
         """After `stop`: calls in progress finish, everyone else ends `canceled`; wait for that,
         up to STOP_GRACE in all (continuing as new if the wait outgrows a run)."""
         deadline = self._input.stop_deadline or workflow.now() + STOP_GRACE
-        if self._reads_store:
-            await self._read_store_until_settled(deadline)
-        else:
-            await self._wait_for_reports(deadline)
+        await self._read_store_until_settled(deadline)
 
     async def _read_store_until_settled(self, deadline: datetime) -> None:
         async def wait_over() -> None:
@@ -297,29 +347,6 @@ class CampaignWorkflow:
             await workflow.wait_condition(lambda: self._reading_is_due or self._stop_wait_over)
         waiting.cancel()
 
-    async def _wait_for_reports(self, deadline: datetime) -> None:
-        """Before COUNTS_FROM_STORE: count every recipient's report."""
-        while self._counts.final < self._counts.total:
-            left = (deadline - workflow.now()).total_seconds()
-            try:
-                if left <= 0:
-                    raise TimeoutError
-                await workflow.wait_condition(
-                    lambda: (
-                        self._counts.final >= self._counts.total or self._should_continue_as_new()
-                    ),
-                    timeout=left,
-                    timeout_summary="calls in progress finish",
-                )
-            except TimeoutError:
-                workflow.logger.warning("stopped with recipients still unreported")
-                return
-            if self._counts.final < self._counts.total and self._should_continue_as_new():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    self._carry_over().model_copy(update={"stop_deadline": deadline})
-                )
-
     def _count_final(self, status: FinalStatus, n: int = 1) -> None:
         self._counts.by_status[status] = self._counts.by_status.get(status, 0) + n
 
@@ -336,32 +363,67 @@ class CampaignWorkflow:
 
     @workflow.signal
     def pause(self) -> None:
-        if self._state is CampaignState.RUNNING:
-            self._state = CampaignState.PAUSED
-            self._controls.append(CampaignState.PAUSED)
+        if self._refusal(CampaignAction.PAUSE) is None:
+            self._request(CampaignAction.PAUSE)
 
     @workflow.signal
     def resume(self) -> None:
-        if self._state is CampaignState.PAUSED:
-            self._state = CampaignState.RUNNING
-            self._controls.append(CampaignState.RUNNING)
+        if self._refusal(CampaignAction.RESUME) is None:
+            self._request(CampaignAction.RESUME)
 
     @workflow.signal
     def stop(self) -> None:
-        if self._state is not CampaignState.STOPPED:
-            self._state = CampaignState.STOPPED
-            self._inbox.clear()
-            self._controls.append(CampaignState.STOPPED)
+        if self._refusal(CampaignAction.STOP) is None:
+            self._request(CampaignAction.STOP)
 
     @workflow.signal
     def opt_out(self, input: OptOutInput) -> None:
         """Never call this number again, whether it is queued, waiting or not yet added."""
-        self._opt_outs.append(input.phone)
+        self._request(CampaignAction.OPT_OUT, input.phone)
 
-    @workflow.signal
-    def recipient_finished(self, input: RecipientFinishedInput) -> None:
-        """Sent by recipients started before COUNTS_FROM_STORE; a reading replaces the count."""
-        self._count_final(input.status)
+    @workflow.update
+    async def control(self, input: ControlInput) -> ControlResult:
+        """Pause, resume, stop or opt a number out, acknowledged: answers once the change is
+        written to the store and broadcast to the recipients it concerns."""
+        request = self._request(input.action, input.phone)
+        await workflow.wait_condition(lambda: request in self._done_requests)
+        return ControlResult(state=self._state, detail=self._done_requests.pop(request))
+
+    @control.validator
+    def _validate_control(self, input: ControlInput) -> None:
+        refusal = self._refusal(input.action)
+        if refusal is not None:
+            raise ValueError(refusal)
+        if input.action is CampaignAction.OPT_OUT and not input.phone:
+            raise ValueError("opt_out needs the phone number to suppress")
+
+    def _refusal(self, action: CampaignAction) -> str | None:
+        """Why the campaign, as it is now, refuses `action` (None: it takes it)."""
+        state = self._state
+        allowed = {
+            CampaignAction.PAUSE: state is CampaignState.RUNNING,
+            CampaignAction.RESUME: state is CampaignState.PAUSED,
+            CampaignAction.STOP: state in (CampaignState.RUNNING, CampaignState.PAUSED),
+            CampaignAction.OPT_OUT: True,
+        }[action]
+        if allowed:
+            return None
+        return f"campaign {self._input.campaign_id} is {state.value}: {action.value} refused"
+
+    def _request(self, action: CampaignAction, phone: str | None = None) -> int:
+        """Queue a control request for the loop; returns its number."""
+        self._requested += 1
+        request = self._requested
+        if action is CampaignAction.OPT_OUT:
+            assert phone is not None
+            self._opt_outs.append((request, phone))
+            return request
+        state = _STATE_FOR[action]
+        self._state = state
+        if state is CampaignState.STOPPED:
+            self._inbox.clear()
+        self._controls.append((request, state))
+        return request
 
     @workflow.query
     def progress(self) -> CampaignProgress:

@@ -1,9 +1,16 @@
 """RecipientWorkflow: dial one number until it reaches a final status.
 
 One workflow per recipient (id `campaign/{campaign_id}/recipient/{e164}`), also usable on its own
-for a single API-triggered call with retries. Each pass of the loop asks the pure schedule what
-comes next, sleeps durably until then (a timer any signal interrupts), dials through an activity
-and records the attempt. Time and jitter come from `workflow.now()` and `workflow.random()`.
+for a single API-triggered call with retries. Each pass of the loop sleeps durably until the next
+attempt's time (a timer any signal interrupts) and dials through an activity.
+
+Replay-safe by construction: no command this workflow emits depends on `workflow.now()`. Every
+decision that reads the time (may a call be placed now? when is the next one? is the recipient
+final?) is taken by the dial activity and reaches the workflow in its recorded result; the timer
+before a dial is always started, even when its time has already come (a zero delay), so a worker
+that is handed an activation with a stale or skewed time emits exactly the commands a replay
+expects. The input is plain data (the edge validated it), so decoding it never depends on the
+versions of phonenumbers or tzdata a worker has.
 """
 
 from __future__ import annotations
@@ -13,25 +20,23 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.dialing import DialActivities
-    from redialer.allowed_time import next_allowed
     from redialer.outcomes import FinalStatus
     from redialer.payloads import (
         AttemptRecord,
         DialInput,
+        DialResult,
         DialSkip,
         NextAttempt,
-        RecipientFinishedInput,
         RecipientHistory,
         RecipientInput,
         RecipientResult,
         RecordFinalInput,
     )
-    from redialer.schedule import DialAt, Final, ObservedAttempt, finals_by_outcome, next_step
-    from redialer.zones import load_zone, recipient_zone_name
+    from redialer.schedule import Final
     from workflows import search_attributes as sa
 
 #: A call may ring, talk and wrap up for this long before the dial activity is retried.
@@ -49,13 +54,8 @@ DIAL_RETRY = RetryPolicy(
 #: While the store says the campaign is paused, look again this often (a missed resume signal
 #: must not strand a recipient).
 PAUSE_RECHECK = timedelta(minutes=5)
-#: Patches (`workflow.patched`): histories recorded before each change replay as they ran.
-#: The campaign reads who is final from the store (see CampaignWorkflow); before, each recipient
-#: signalled it, which also cost the recipient two events and a whole workflow task.
-CAMPAIGN_READS_STORE = "campaign-reads-final-status"
-#: A status the last call recorded stands: a cancel or opt-out during that call does not turn a
-#: reached person into `canceled` (an opt-out still suppresses the number).
-FINAL_CALL_STANDS = "final-call-status-stands"
+#: The shortest timer: one whose time has come still starts (see the module's docstring).
+MIN_TIMER = 0.001
 
 
 @workflow.defn
@@ -63,16 +63,13 @@ class RecipientWorkflow:
     @workflow.init
     def __init__(self, input: RecipientInput) -> None:
         self._input = input
-        self._phone = input.recipient.phone
-        self._zone_name = recipient_zone_name(
-            own=input.recipient.timezone, phone=self._phone, campaign=input.policy.timezone
-        )
+        self._phone = input.phone
         self._attempts: list[AttemptRecord] = []
-        #: Attempts on Temporal's clock, which the schedule counts delays from (durable timers and
-        #: the delays they measure must agree); the dialer's own times go to the call record.
-        self._observed: list[ObservedAttempt] = []
+        #: The next attempt and its time, as the last dial decided; None before the first, which
+        #: is tried at once (the dial activity defers it if now is not an allowed time).
         self._next: NextAttempt | None = None
         self._final: Final | None = None
+        self._final_recorded = False  # the last dial recorded the final status with its call
         self._status = "scheduled"
         self._canceled = False
         self._opted_out = False
@@ -80,42 +77,24 @@ class RecipientWorkflow:
         self._paused_in_store = False  # the dial activity found the campaign paused
         self._retry_now = False
         self._wake = False  # any signal interrupts the current sleep
-        #: The final status the last dial recorded with its attempt (saves a round trip at the end).
-        self._final_recorded: FinalStatus | None = None
 
     # ---- the loop -------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: RecipientInput) -> RecipientResult:
-        zone = load_zone(self._zone_name)
         while self._final is None:
             if self._ended_by_signal():
                 break
             if self._paused or self._paused_in_store:
                 await self._wait_while_paused()
                 continue
-            decision = next_step(
-                input.policy,
-                zone=zone,
-                attempts=self._observed,
-                now=workflow.now(),
-                rng=workflow.random(),
-            )
-            if isinstance(decision, Final):
-                self._final = decision
-                break
-            if self._retry_now:
-                decision = self._now_instead(decision)
-            if not await self._sleep_until(decision):
-                continue  # a signal came first: look again
-            await self._dial(decision.attempt)
+            if self._next is not None and not self._retry_now:
+                if not await self._sleep_until(self._next):
+                    continue  # a signal came first: look again
+            await self._dial()
         return await self._finish()
 
     def _ended_by_signal(self) -> bool:
-        if not (self._opted_out or self._canceled):
-            return False
-        if self._final_recorded is not None and workflow.patched(FINAL_CALL_STANDS):
-            return False  # the last call ended the recipient; next_step gives its status
         if self._opted_out:
             self._final = Final(status=FinalStatus.OPTED_OUT, reason="the recipient opted out")
         elif self._canceled:
@@ -123,7 +102,7 @@ class RecipientWorkflow:
         return self._final is not None
 
     async def _wait_while_paused(self) -> None:
-        self._status, self._next = "paused", None
+        self._status = "paused"
         workflow.set_current_details(f"**{self._phone}** paused with the campaign")
         timeout = PAUSE_RECHECK if self._paused_in_store and not self._paused else None
         try:
@@ -136,69 +115,67 @@ class RecipientWorkflow:
             pass
         self._paused_in_store = False
 
-    def _now_instead(self, decision: DialAt) -> DialAt:
-        """`retry_now`: skip the remaining delay, but never a pause window or calling hours."""
-        now = workflow.now()
-        at, deferred = next_allowed(
-            now, policy=self._input.policy, zone=load_zone(self._zone_name), attempts=self._observed
-        )
-        return DialAt(attempt=decision.attempt, at=at, due=now, deferred=deferred)
-
-    async def _sleep_until(self, decision: DialAt) -> bool:
-        """Sleep until the dial time; False if a signal interrupted the sleep."""
+    async def _sleep_until(self, upcoming: NextAttempt) -> bool:
+        """Sleep until the attempt's time; False if a signal interrupted the sleep. The timer
+        starts even when the time has come (see the module's docstring)."""
         self._status = "scheduled"
-        self._next = NextAttempt(
-            attempt=decision.attempt, at=decision.at, due=decision.due, deferred=decision.deferred
-        )
-        why = f" (deferred: {decision.why_deferred})" if decision.deferred else ""
+        why = ", ".join(d.describe() for d in upcoming.deferred)
+        why = f" (deferred: {why})" if why else ""
         workflow.set_current_details(
-            f"**{self._phone}** attempt {decision.attempt} at {decision.at.isoformat()}{why}"
+            f"**{self._phone}** attempt {upcoming.attempt} at {upcoming.at.isoformat()}{why}"
         )
-        delay = (decision.at - workflow.now()).total_seconds()
-        if delay <= 0:
-            return True
+        delay = max((upcoming.at - workflow.now()).total_seconds(), MIN_TIMER)
         self._wake = False
         try:
             await workflow.wait_condition(
                 lambda: self._wake,
                 timeout=delay,
-                timeout_summary=f"attempt {decision.attempt}{why}",
+                timeout_summary=f"attempt {upcoming.attempt}{why}",
             )
         except TimeoutError:
             return True
         return False
 
-    async def _dial(self, attempt: int) -> None:
+    async def _dial(self) -> None:
+        """One dial activity; a `cancel` or `opt_out` meanwhile cancels it if no call is up yet
+        (a dial waiting for a line), while a call in progress finishes and is recorded."""
+        attempt = len(self._attempts) + 1
         self._status = "dialing"
-        started = workflow.now()
+        handle = workflow.start_activity_method(
+            DialActivities.dial,
+            DialInput(
+                campaign_id=self._input.campaign_id,
+                retry_group_id=workflow.info().workflow_id,
+                phone=self._phone,
+                zone=self._input.zone,
+                variables=self._input.variables,
+                metadata=self._input.metadata,
+                policy=self._input.policy,
+                attempt=attempt,
+                attempts=list(self._attempts),
+            ),
+            start_to_close_timeout=DIAL_TIMEOUT,
+            heartbeat_timeout=DIAL_HEARTBEAT,
+            retry_policy=DIAL_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"dial {self._phone} attempt {attempt}",
+        )
+        await workflow.wait_condition(lambda: handle.done() or self._canceled or self._opted_out)
+        if not handle.done():
+            handle.cancel()
         try:
-            result = await workflow.execute_activity_method(
-                DialActivities.dial,
-                DialInput(
-                    campaign_id=self._input.campaign_id,
-                    retry_group_id=workflow.info().workflow_id,
-                    recipient=self._input.recipient,
-                    attempt=attempt,
-                    max_concurrent_calls=self._input.policy.max_concurrent_calls,
-                    max_calls_per_second=self._input.policy.max_calls_per_second,
-                    finals=finals_by_outcome(
-                        self._input.policy,
-                        zone=load_zone(self._zone_name),
-                        attempts=self._observed,
-                        now=started,
-                    ),
-                ),
-                start_to_close_timeout=DIAL_TIMEOUT,
-                heartbeat_timeout=DIAL_HEARTBEAT,
-                retry_policy=DIAL_RETRY,
-                summary=f"dial {self._phone} attempt {attempt}",
-            )
+            result = await handle
         except ActivityError as exc:
             cause = exc.cause
+            if isinstance(cause, CancelledError):
+                return  # canceled before any call was placed: the loop ends it by its signal
             if not (isinstance(cause, ApplicationError) and cause.non_retryable):
                 raise
             self._final = Final(status=FinalStatus.FAILED, reason=f"dial refused: {cause.message}")
             return
+        self._took(result)
+
+    def _took(self, result: DialResult) -> None:
         self._retry_now = False
         if result.skipped is DialSkip.OPTED_OUT:
             self._opted_out = True
@@ -206,11 +183,15 @@ class RecipientWorkflow:
             self._canceled = True
         elif result.skipped is DialSkip.CAMPAIGN_PAUSED:
             self._paused_in_store = True
+        elif result.skipped is DialSkip.NOT_YET:
+            self._next = result.next
         elif result.attempt is not None:
             self._attempts.append(result.attempt)
-            self._observed.append(ObservedAttempt(result.attempt.outcome, started, workflow.now()))
-            self._final_recorded = result.final_recorded
-            if self._final_recorded is None:  # else the count goes with the final status
+            self._next = result.next
+            if result.final is not None:
+                self._final = Final(status=result.final, reason=result.final_reason or "")
+                self._final_recorded = True  # the count goes with the final status
+            else:
                 workflow.upsert_search_attributes([sa.ATTEMPT_COUNT.value_set(len(self._attempts))])
 
     async def _finish(self) -> RecipientResult:
@@ -224,10 +205,12 @@ class RecipientWorkflow:
         attributes: list[SearchAttributeUpdate[Any]] = [
             sa.CALL_STATUS.value_set(final.status.value)
         ]
-        if self._final_recorded is not None:
+        if self._final_recorded:
             attributes.append(sa.ATTEMPT_COUNT.value_set(len(self._attempts)))
+        # A status the last call recorded stands: a cancel or opt-out during that call does not
+        # turn a reached person into `canceled` (an opt-out still suppresses the number).
         opted_out_after = self._opted_out and final.status is not FinalStatus.OPTED_OUT
-        if self._final_recorded is not final.status or opted_out_after:
+        if not self._final_recorded or opted_out_after:
             await workflow.execute_local_activity_method(
                 DialActivities.record_final,
                 RecordFinalInput(
@@ -241,20 +224,8 @@ class RecipientWorkflow:
                 start_to_close_timeout=timedelta(seconds=30),
             )
         workflow.upsert_search_attributes(attributes)
-        if self._input.report_to and not workflow.patched(CAMPAIGN_READS_STORE):
-            await self._report(final.status)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RecipientResult(phone=self._phone, status=final.status, attempts=len(self._attempts))
-
-    async def _report(self, status: FinalStatus) -> None:
-        """Before CAMPAIGN_READS_STORE: tell the campaign by a signal."""
-        assert self._input.report_to is not None
-        try:
-            await workflow.get_external_workflow_handle(self._input.report_to).signal(
-                "recipient_finished", RecipientFinishedInput(phone=self._phone, status=status)
-            )
-        except Exception as exc:  # the campaign may have completed or been terminated
-            workflow.logger.warning("could not report to campaign: %s", exc)
 
     # ---- signals and queries --------------------------------------------------------------------
 
@@ -288,9 +259,9 @@ class RecipientWorkflow:
             campaign_id=self._input.campaign_id,
             phone=self._phone,
             retry_group_id=workflow.info().workflow_id,
-            timezone=self._zone_name,
+            timezone=self._input.zone,
             status=self._status,
             final_reason=self._final.reason if self._final else None,
             attempts=list(self._attempts),
-            next_attempt=self._next,
+            next_attempt=self._next if self._status in ("scheduled", "paused") else None,
         )

@@ -1,7 +1,14 @@
-"""The one extension point for telephony: a `Dialer` places one call and reports how it ended."""
+"""The one extension point for telephony: a `Dialer` places one call and reports how it ended.
+
+redialer keeps its own ledger of the calls it asked for (`DialIntents`), because a provider may
+take no idempotency key: a dial retried after a crash first asks the dialer to `adopt` a call it
+may already have placed for the key, and only places one (`dial`) when there is none. A dialer
+counts every place-call request that reaches it per key, so a second one would show.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
@@ -41,7 +48,12 @@ class PermanentDialError(Exception):
 
 class Dialer(Protocol):
     async def dial(self, request: CallRequest) -> CallResult:
-        """Place the call and wait for its final outcome; same key, same result, one call."""
+        """Place a new call and wait for its final outcome."""
+        ...
+
+    async def adopt(self, request: CallRequest, *, since: datetime) -> CallResult | None:
+        """A call already placed for this request's key (at or after `since`): wait for its
+        outcome and return it. None when the dialer has no such call, so one may be placed."""
         ...
 
 

@@ -1,17 +1,17 @@
 """SimulatedDialer: the embedded default, scriptable per number, seeded randomness for the rest.
 
-Idempotency, as a real provider must give it: the ledger row for a key is written *before* the
-call "rings" (the insert is the lock: a unique-key conflict means someone else placed it), so at
-most one process ever places a given key, whatever crashes or retries happen around it.
+It plays the provider: its ledger is the provider's record of calls, one row per idempotency key,
+and `placements` counts every place-call request that reached it for that key. A second request
+increments it (and, as no real provider would, gets the first call's result instead of a second
+call, so a test can go on): the count is the honest evidence of a double dial, never hidden.
 
-- A key seen again returns its first result, without a call.
+- `adopt` finds a call placed earlier for the key (what redialer asks after a crash, as it would
+  ask a real provider for calls to the number since its intent) and waits for its outcome.
 - A row with no result yet belongs to a call in progress: another worker's (wait for it to end,
   polling up to the call's length plus 30 s) or a dead worker's. Once the call's length plus
   `LIVENESS_SLACK` has passed since the row was claimed, its placer is presumed dead: the call was
-  placed, so it is finished from its outcome, never placed again. Both ways give one answer
-  because the outcome and duration are a pure function of (seed, script, key).
-- `placements` in the ledger, and `SimulatedDialer.placed` per process, count real placements,
-  so tests can prove that no attempt was dialed twice.
+  placed, so it is finished from its outcome. Both ways give one answer because the outcome and
+  duration are a pure function of (seed, script, key).
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ class DialLedger:
         self._engine = store.engine
 
     def claim(self, request: CallRequest, call_id: str, started_at: datetime) -> bool:
-        """Take the key for a new call: one INSERT, which only one process can win (the loser
-        reads the winner's row instead)."""
+        """Count a place-call request and take the key for a new call: one upsert, which only
+        one process can win (True); a request for a key already placed increments `placements`
+        and returns False (the caller reads the first call's row instead)."""
         table = SimulatedDialRow.__table__  # type: ignore[attr-defined]
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
         statement = (
@@ -132,11 +133,14 @@ class DialLedger:
                 started_at=started_at,
                 claimed_at=datetime.now(UTC),
             )
-            .on_conflict_do_nothing()
-            .returning(table.c.idempotency_key)
+            .on_conflict_do_update(
+                index_elements=["idempotency_key"],
+                set_={"placements": table.c.placements + 1},
+            )
+            .returning(table.c.placements)
         )
         with self._engine.begin() as connection:
-            return connection.execute(statement).first() is not None
+            return connection.execute(statement).scalar_one() == 1
 
     def get(self, key: str) -> SimulatedDialRow | None:
         with Session(self._engine) as session:
@@ -155,9 +159,15 @@ class DialLedger:
             session.commit()
 
     def placements(self) -> dict[str, int]:
+        """Place-call requests that reached the simulator, per key (anything above 1 is a
+        double dial)."""
         with Session(self._engine) as session:
             rows = session.exec(select(SimulatedDialRow)).all()
             return {r.idempotency_key: r.placements for r in rows}
+
+    def dialed_twice(self, prefix: str = "") -> dict[str, int]:
+        """Keys (starting with `prefix`, e.g. `"{campaign_id}:"`) that got more than one request."""
+        return {k: n for k, n in self.placements().items() if k.startswith(prefix) and n > 1}
 
     def dials_for(self, phone: str) -> list[SimulatedDialRow]:
         with Session(self._engine) as session:
@@ -198,8 +208,8 @@ class SimulatedDialer:
         self._speed = speed
         self._instant = instant
         self._clock = clock or call_clock
-        #: Calls this dialer really placed (rang); a key seen again, or left unfinished by a
-        #: dead worker, does not count: tests add these up across dialers to prove "one call".
+        #: Calls this dialer placed (rang); a request for a key already placed, or a call a dead
+        #: worker left unfinished, does not count (the ledger's `placements` counts requests).
         self.placed = 0
 
     def decide(self, request: CallRequest) -> tuple[Outcome, float]:
@@ -226,6 +236,14 @@ class SimulatedDialer:
             await asyncio.to_thread(self._ledger.finish, request.idempotency_key, outcome, ended)
             # Whoever finishes a key writes these same values: they are a function of the key.
             return CallResult(outcome=outcome, call_id=call_id, started_at=started, ended_at=ended)
+        return await self._result_of(request.idempotency_key, outcome, duration)
+
+    async def adopt(self, request: CallRequest, *, since: datetime) -> CallResult | None:
+        """The call placed for this key, if the simulator has one (`since` is what a provider
+        lookup by number and creation time needs; the simulator finds the key itself)."""
+        if await asyncio.to_thread(self._ledger.get, request.idempotency_key) is None:
+            return None
+        outcome, duration = self.decide(request)
         return await self._result_of(request.idempotency_key, outcome, duration)
 
     async def _result_of(self, key: str, outcome: Outcome, duration: float) -> CallResult:

@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, event, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from redialer.outcomes import Outcome
@@ -40,7 +39,7 @@ def aware(value: datetime) -> datetime:
 
 
 #: How often to retry what another process starting at the same moment may be doing too
-#: (switching a new SQLite file to WAL, creating the tables), and the pause between tries.
+#: (switching a new SQLite file to WAL), and the pause between tries.
 RACE_TRIES = 50
 RACE_PAUSE = 0.1
 
@@ -79,13 +78,6 @@ def _switch_to_wal(cursor: Any) -> None:
             time.sleep(RACE_PAUSE)
 
 
-def _lost_creation_race(exc: DBAPIError) -> bool:
-    """Another process was creating the same table or index: "already exists" on SQLite and
-    PostgreSQL (which may report it as a unique violation in its catalog), or SQLite refusing
-    a read-then-write upgrade without waiting ("database is locked")."""
-    return "already exists" in str(exc) or "database is locked" in str(exc)
-
-
 class Store:
     """The one gateway to the database. One engine per store, a session per call."""
 
@@ -98,17 +90,17 @@ class Store:
 
     @classmethod
     def open(cls, url: str) -> Store:
-        """Connect and create the tables on first start (safe when workers start together)."""
+        """Connect; on an empty database, make the schema by running every migration (safe
+        when workers start together). A store at another revision is refused with
+        `SchemaOutOfDate`, naming `redialer db upgrade`: never write to tables we do not match."""
+        from redialer.store.migrations.schema import open_schema  # alembic: only when opening
+
         store = cls(url)
-        for attempt in range(RACE_TRIES):
-            try:
-                SQLModel.metadata.create_all(store.engine)  # checks first: skips what exists
-                return store
-            except DBAPIError as exc:  # lost a race: try again, skipping what the winner made
-                if not _lost_creation_race(exc) or attempt == RACE_TRIES - 1:
-                    store.close()
-                    raise
-                time.sleep(RACE_PAUSE)
+        try:
+            open_schema(store.engine)
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -203,7 +195,7 @@ class Store:
         accepted = self._insert_ignoring_conflicts(CampaignRecipientRow, rows)
         return accepted, len(rows) - accepted
 
-    def next_queued(self, campaign_id: str, limit: int) -> list[Recipient]:
+    def next_queued(self, campaign_id: str, limit: int) -> list[QueuedRow]:
         with Session(self.engine) as session:
             rows = session.exec(
                 select(CampaignRecipientRow)
@@ -214,12 +206,7 @@ class Store:
                 .order_by(col(CampaignRecipientRow.seq))
                 .limit(limit)
             ).all()
-            return [
-                Recipient(
-                    phone=r.phone, timezone=r.timezone, variables=r.variables, metadata=r.extra
-                )
-                for r in rows
-            ]
+            return [QueuedRow(r.phone, r.zone, r.variables, r.extra) for r in rows]
 
     def mark_started(self, campaign_id: str, phones: Iterable[str]) -> None:
         self._set_state(campaign_id, list(phones), state="started", only_from="queued")
@@ -274,6 +261,34 @@ class Store:
         with self.engine.begin() as connection:
             connection.execute(_recipient_update(campaign_id, phone, {"dialing_since": since}))
 
+    def note_next_attempt(self, campaign_id: str, phone: str, at: datetime) -> None:
+        """A dial deferred to an allowed time: when it is due now."""
+        with self.engine.begin() as connection:
+            connection.execute(_recipient_update(campaign_id, phone, {"next_attempt_at": at}))
+
+    def next_wake(self, campaign_id: str) -> tuple[int, datetime | None]:
+        """(recipients that may move any moment, the earliest time one of the rest is due).
+
+        Started, non-final recipients either have a call up or no known next time (they may move
+        any moment), or sleep until their `next_attempt_at`: the campaign needs to look again
+        soon only for the first kind, else not before the earliest due time."""
+        started = (
+            col(CampaignRecipientRow.campaign_id) == campaign_id,
+            col(CampaignRecipientRow.state) == "started",
+        )
+        with Session(self.engine) as session:
+            moving = session.exec(
+                select(func.count()).where(
+                    *started,
+                    col(CampaignRecipientRow.dialing_since).is_not(None)
+                    | col(CampaignRecipientRow.next_attempt_at).is_(None),
+                )
+            ).one()
+            earliest = session.exec(
+                select(func.min(CampaignRecipientRow.next_attempt_at)).where(*started)
+            ).one()
+        return moving, aware(earliest) if earliest is not None else None
+
     # ---- one dial: what it reads first, what it writes at the end -------------------------------
 
     def dial_gate(self, key: str, *, campaign_id: str | None, phone: str) -> DialGate:
@@ -306,10 +321,11 @@ class Store:
         variables: dict[str, Any],
         final: str | None = None,
         suppress: str | None = None,
+        next_attempt_at: datetime | None = None,
     ) -> None:
         """A dial's end in one transaction: its call record, the end of its in-progress mark,
-        and, when the call ended the recipient, the final status (and suppression). Repeating
-        it (a retried activity) changes nothing."""
+        and, when the call ended the recipient, the final status (and suppression), else when
+        the next call is due. Repeating it (a retried activity) changes nothing."""
         with self.engine.begin() as connection:
             connection.execute(
                 self._insert(CallRecordRow).on_conflict_do_nothing(),
@@ -318,7 +334,7 @@ class Store:
             if suppress is not None:
                 connection.execute(self._suppression_insert(phone, suppress, campaign_id))
             if campaign_id is not None:
-                values: dict[str, Any] = {"dialing_since": None}
+                values: dict[str, Any] = {"dialing_since": None, "next_attempt_at": next_attempt_at}
                 if final is not None:
                     values |= _final(final, record.attempt)
                 connection.execute(_recipient_update(campaign_id, phone, values))
@@ -454,6 +470,15 @@ class Store:
         with Session(self.engine) as session:
             row = session.get(SuppressionRow, phone)
             return row.reason if row else None
+
+
+class QueuedRow(NamedTuple):
+    """A queued recipient as its workflow needs it: the number, its resolved zone, its data."""
+
+    phone: str
+    zone: str
+    variables: dict[str, Any]
+    metadata: dict[str, Any]
 
 
 class DialGate(NamedTuple):

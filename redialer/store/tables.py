@@ -86,6 +86,9 @@ class CampaignRecipientRow(SQLModel, table=True):
     timezone: str | None = None  # the recipient's own, as given
     zone: str = "UTC"  # the zone its windows are read in (own, else its number's, else campaign's)
     dialing_since: datetime | None = _when(nullable=True)  # a call is up right now
+    #: When its next call is due (set with each attempt or deferral): the campaign sleeps until
+    #: the earliest one instead of polling while nothing can move.
+    next_attempt_at: datetime | None = _when(nullable=True)
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON))
     updated_at: datetime = _when(nullable=False)
@@ -112,8 +115,29 @@ class SuppressionRow(SQLModel, table=True):
     created_at: datetime = _when(nullable=False)
 
 
+class DialIntentRow(SQLModel, table=True):
+    """redialer's own ledger of calls it asked a dialer to place, one row per idempotency key.
+
+    Written *before* the dialer is asked (providers such as Twilio take no idempotency key): a
+    dial that finds its key here already was retried after a crash, and must adopt the call the
+    dialer may have placed instead of placing another.
+    """
+
+    __tablename__ = "dial_intents"
+
+    idempotency_key: str = Field(primary_key=True)
+    phone: str
+    attempt: int
+    created_at: datetime = _when(nullable=False)  # wall clock: look for the call from here on
+    call_id: str | None = None  # the provider's id, once known
+    requests: int = 0  # place-call requests sent for this key (more than 1 is a double dial)
+    adoptions: int = 0  # retried dials that found and took over the call already placed
+
+
 class SimulatedDialRow(SQLModel, table=True):
-    """The simulated dialer's ledger: one row per idempotency key, `placements` must stay 1."""
+    """The simulated dialer's own ledger, as a provider keeps its calls: one row per idempotency
+    key; `placements` counts every place-call request that reached it for the key (must stay 1).
+    """
 
     __tablename__ = "simulated_dials"
 
