@@ -12,5 +12,6 @@ USER redialer
 WORKDIR /home/redialer
 
 # Settings come from the environment (TEMPORAL_ADDRESS, REDIALER_DATABASE_URL, ...). On SIGTERM
-# the worker lets calls in progress finish (30 s) before it exits.
+# the worker takes no new call and lets calls in progress finish (REDIALER_GRACEFUL_SHUTDOWN,
+# 300 s by default) before it exits: give the container a longer stop timeout than that.
 CMD ["redialer", "worker"]

@@ -135,7 +135,7 @@ def add(
 ) -> None:
     """Add recipients to a running campaign (a number already in it is not called again)."""
     try:
-        loaded = load_recipients(file)
+        loaded = load_recipients(file, limits=get_settings().limits)
     except InvalidInput as exc:
         errors.print(f"{exc.source}: {len(exc.problems)} problem(s); nothing was added")
         for problem in exc.problems:

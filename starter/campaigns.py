@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.campaign_ops import recipient_search_attributes
 from redialer.campaign import CampaignPolicy, CampaignSpec
+from redialer.limits import json_size
 from redialer.payloads import (
     AddRecipientsInput,
     CampaignAction,
@@ -37,14 +38,40 @@ from workflows.campaign import CampaignWorkflow
 from workflows.ids import campaign_task_queue, campaign_workflow_id, recipient_workflow_id
 from workflows.recipient import RecipientWorkflow
 
-#: Recipients per start input or signal: about 100 kB, far below the 2 MB payload limit.
+#: A start input or signal closes at this many recipients (about 100 kB of typical ones) or at
+#: SIGNAL_BYTES of them: with a recipient at most 1 MiB (the cap on REDIALER_MAX_RECIPIENT_BYTES)
+#: and the policy at most 256 KiB, no payload reaches Temporal's 2 MB limit.
 SIGNAL_BATCH = 1_000
+SIGNAL_BYTES = 256 * 1024
 
 
 def _batches(recipients: Sequence[Recipient]) -> list[list[QueuedRecipient]]:
     """The validated recipients as the campaign takes them (the same JSON), in bounded batches."""
-    queued = [QueuedRecipient.model_validate(r) for r in recipients]
-    return [queued[i : i + SIGNAL_BATCH] for i in range(0, len(queued), SIGNAL_BATCH)]
+    return bounded_batches(
+        [QueuedRecipient.model_validate(r) for r in recipients],
+        count=SIGNAL_BATCH,
+        size=SIGNAL_BYTES,
+    )
+
+
+def bounded_batches(
+    items: Sequence[QueuedRecipient], *, count: int, size: int
+) -> list[list[QueuedRecipient]]:
+    """Consecutive batches of at most `count` items and, unless one item alone is larger, at most
+    `size` bytes of JSON."""
+    batches: list[list[QueuedRecipient]] = []
+    batch: list[QueuedRecipient] = []
+    used = 0
+    for item in items:
+        n = json_size(item) + 1
+        if batch and (len(batch) == count or used + n > size):
+            batches.append(batch)
+            batch, used = [], 0
+        batch.append(item)
+        used += n
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 async def start_campaign(

@@ -647,3 +647,39 @@ async def _until_waiting_for_a_line(env: WorkflowEnvironment, handle: WorkflowHa
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{handle.id} never waited for a line")
+
+
+def test_recipient_batches_are_bounded_in_bytes_as_well_as_in_count():
+    """Large recipients travel in smaller batches, so no signal or start input nears 2 MB; a
+    recipient larger than the byte bound travels alone."""
+    from starter.campaigns import bounded_batches
+
+    big = [QueuedRecipient(phone=p, variables={"note": "x" * 60_000}) for p in PHONES[:20]]
+    batches = bounded_batches(big, count=1000, size=256 * 1024)
+    assert [len(b) for b in batches] == [4, 4, 4, 4, 4]
+    assert [q for b in batches for q in b] == big
+    small = [QueuedRecipient(phone=p) for p in PHONES]
+    assert [len(b) for b in bounded_batches(small, count=7, size=256 * 1024)] == [7, 7, 7, 7, 2]
+    huge = [QueuedRecipient(phone=PHONES[0], variables={"note": "x" * 300_000})]
+    assert bounded_batches(huge + small[:2], count=1000, size=256 * 1024) == [huge, small[:2]]
+
+
+@pytest.mark.devserver
+async def test_a_campaign_of_large_recipients_stays_under_temporals_payload_limits(
+    dev_env, harness_for
+):
+    """40 recipients of 60 KiB each (2.4 MB in all, more than one payload may carry) start and
+    finish on the real dev server."""
+    phones = [f"+1650555{n:04d}" for n in range(700, 740)]
+    h = harness_for(dev_env, {p: [C] for p in phones})
+    s = CampaignSpec.model_validate(
+        {
+            "campaign_id": f"large-{h.task_queue[-8:]}",
+            "recipients": [{"phone": p, "variables": {"note": "x" * 60_000}} for p in phones],
+        }
+    )
+    async with h.worker():
+        handle = await campaigns.start_campaign(dev_env.client, s, task_queue=h.task_queue)
+        result = await asyncio.wait_for(handle.result(), timeout=300)
+    assert result.by_status == {"completed": 40}
+    assert all(r.variables == {"note": "x" * 60_000} for r in h.store.call_records(s.campaign_id))

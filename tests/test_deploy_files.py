@@ -33,15 +33,32 @@ def registered_attributes(command: str) -> dict[str, str]:
     return registered
 
 
-def test_compose_has_the_five_services():
-    """PostgreSQL, Temporal, the attribute registration, the Web UI and the worker."""
+def test_compose_has_the_six_services():
+    """PostgreSQL, Temporal, the attribute registration, the Web UI, the store's migrations and
+    the worker."""
     assert set(SERVICES) == {
         "postgresql",
         "temporal",
         "temporal-admin-tools",
         "temporal-ui",
+        "store-migrations",
         "worker",
     }
+
+
+def test_workers_start_on_a_migrated_store_and_outwait_their_calls_on_stop():
+    """The store is upgraded before any worker starts, and Docker waits longer than the worker's
+    graceful shutdown (the longest call) before it kills one."""
+    migrations = SERVICES["store-migrations"]
+    assert migrations["command"] == ["redialer", "db", "upgrade"]
+    assert migrations["environment"]["REDIALER_DATABASE_URL"] == (
+        SERVICES["worker"]["environment"]["REDIALER_DATABASE_URL"]
+    )
+    assert SERVICES["worker"]["depends_on"]["store-migrations"]["condition"] == (
+        "service_completed_successfully"
+    )
+    grace = int(SERVICES["worker"]["environment"]["REDIALER_GRACEFUL_SHUTDOWN"])
+    assert int(SERVICES["worker"]["stop_grace_period"].removesuffix("s")) > grace
 
 
 def test_services_start_in_order():

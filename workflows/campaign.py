@@ -49,8 +49,9 @@ with workflow.unsafe.imports_passed_through():
         StartRecipientsInput,
     )
 
-#: Recipients stored per enqueue activity: a bounded payload.
+#: Recipients stored per enqueue activity: a bounded payload (a count, and bytes of JSON).
 BATCH = 500
+BATCH_BYTES = 256 * 1024
 #: Recipients started per start activity (it returns only counts, so no payload grows with it):
 #: fewer pages mean fewer pauses between them, and `pause`/`stop` wait for at most one page.
 START_PAGE = 1000
@@ -263,7 +264,13 @@ class CampaignWorkflow:
         )
 
     async def _enqueue(self) -> None:
-        batch, self._inbox = self._inbox[:BATCH], self._inbox[BATCH:]
+        taken, used = 0, 0
+        while taken < min(BATCH, len(self._inbox)):
+            used += len(self._inbox[taken].model_dump_json()) + 1
+            if taken and used > BATCH_BYTES:
+                break
+            taken += 1
+        batch, self._inbox = self._inbox[:taken], self._inbox[taken:]
         result = await workflow.execute_activity_method(
             CampaignActivities.enqueue_recipients,
             EnqueueRecipientsInput(
