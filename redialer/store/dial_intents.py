@@ -4,7 +4,9 @@ A provider such as Twilio takes no idempotency key, so a create-call retried aft
 place a second call. Before asking a dialer, the dial activity writes its intent here; a dial that
 finds the intent already written is a retry of one that may have placed the call and died before
 recording it, so it asks the dialer to adopt that call first, and places one only if there is none.
-Every place-call request is counted per key (`requests`); more than one is a double dial.
+`requests` counts the place-call requests redialer sent or was about to send per key (a dial
+that died before its request left counts, and so does the retry that then places the call):
+the count that proves one call per key is the dialer's own, of requests that reached it.
 """
 
 from __future__ import annotations

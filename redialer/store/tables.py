@@ -66,6 +66,7 @@ class CallRecordRow(SQLModel, table=True):
     ended_at: datetime = _when(nullable=False)
     call_id: str | None = None
     dialed: bool = True
+    message_left: bool = False  # a voicemail message was left after the beep
     variables: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     recorded_at: datetime = _when(nullable=False)
 
@@ -130,8 +131,43 @@ class DialIntentRow(SQLModel, table=True):
     attempt: int
     created_at: datetime = _when(nullable=False)  # wall clock: look for the call from here on
     call_id: str | None = None  # the provider's id, once known
-    requests: int = 0  # place-call requests sent for this key (more than 1 is a double dial)
+    #: Place-call requests redialer sent, or was about to send when it died, for this key: a
+    #: retry after a crash counts again when the dialer had no call to adopt. The dialer's own
+    #: count (the provider's calls per key; the simulator's `placements`) is the evidence.
+    requests: int = 0
     adoptions: int = 0  # retried dials that found and took over the call already placed
+
+
+class ProviderCallRow(SQLModel, table=True):
+    """A call a real provider placed for redialer, as its status callbacks (or, when they are
+    late or lost, a lookup at the provider) tell it. The first terminal status is the outcome;
+    nothing after it changes anything."""
+
+    __tablename__ = "provider_calls"
+
+    call_sid: str = Field(primary_key=True)
+    idempotency_key: str = Field(index=True)
+    status: str  # the provider's latest status
+    outcome: str | None = None  # redialer's outcome, once a terminal status arrived
+    answered_by: str | None = None
+    sip_response_code: int | None = None
+    duration: int | None = None  # seconds the call was up
+    message_left: bool = False
+    answer_twiml: str | None = None  # what a person hears (rendered with the variables)
+    voicemail_twiml: str | None = None  # what is left after the beep, if anything
+    created_at: datetime = _when(nullable=False)
+    ended_at: datetime | None = _when(nullable=True)
+
+
+class ProviderCallbackRow(SQLModel, table=True):
+    """Status callbacks taken, by (call, sequence number): a repeated delivery is ignored."""
+
+    __tablename__ = "provider_callbacks"
+
+    call_sid: str = Field(primary_key=True)
+    sequence_number: int = Field(primary_key=True)
+    status: str
+    received_at: datetime = _when(nullable=False)
 
 
 class SimulatedDialRow(SQLModel, table=True):
