@@ -34,7 +34,7 @@ from redialer.dialers.base import Dialer
 from redialer.dialers.simulated import DialLedger, SimulatedDialer, load_script
 from redialer.logs import configure_logging
 from redialer.process_exit import exit_now
-from redialer.settings import Settings, SettingsError, get_settings
+from redialer.settings import DialerKind, Settings, SettingsError, get_settings
 from redialer.store.migrations import SchemaOutOfDate
 from redialer.store.store import Store
 from starter.client import connect
@@ -62,6 +62,11 @@ def use_store_threads() -> None:
 
 
 def build_dialer(settings: Settings, store: Store) -> Dialer:
+    """The dialer `REDIALER_DIALER` names: the simulator, or a real provider."""
+    if settings.dialer is DialerKind.TWILIO:
+        from redialer.dialers.twilio import TwilioDialer
+
+        return TwilioDialer(settings=settings, store=store)
     script = load_script(settings.simulator_script) if settings.simulator_script else None
     return SimulatedDialer(
         ledger=DialLedger(store),

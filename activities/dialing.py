@@ -275,6 +275,7 @@ class DialActivities:
             retry_group_id=input.retry_group_id,
             variables=input.variables,
             metadata=input.metadata,
+            call=parse_policy(input.policy).call,
         )
         policy = parse_policy(input.policy)
         holds_slot = await self._admit(input, key, policy)
@@ -300,6 +301,8 @@ class DialActivities:
             started_at=result.started_at,
             ended_at=result.ended_at,
             call_id=result.call_id,
+            dialed=result.call_id is not None,
+            message_left=result.message_left,
         )
 
     async def _call_once(self, request: CallRequest) -> CallResult:
@@ -317,7 +320,8 @@ class DialActivities:
                 return adopted
         await asyncio.to_thread(self._intents.requested, key)
         result = await self._dialer.dial(request)
-        await asyncio.to_thread(self._intents.placed, key, result.call_id)
+        if result.call_id is not None:
+            await asyncio.to_thread(self._intents.placed, key, result.call_id)
         return result
 
     async def _release(self, input: DialInput, key: str, holds_slot: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from redialer.call_spec import CallSpec
 from redialer.outcomes import RETRYABLE_OUTCOMES, Outcome
 from redialer.recipients import Recipient, ZoneName
 from redialer.strategies import NoRetry, RetryCount, RetryStrategy
@@ -61,6 +62,8 @@ class CampaignPolicy(BaseModel):
     max_attempts_per_day: int | None = Field(default=None, ge=1)
     max_concurrent_calls: int | None = Field(default=None, ge=1)
     max_calls_per_second: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    #: What an answered call does (a real provider needs it; the simulator ignores it).
+    call: CallSpec | None = None
 
     @model_validator(mode="after")
     def _some_time_left(self) -> CampaignPolicy:

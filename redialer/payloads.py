@@ -45,6 +45,7 @@ class AttemptRecord(BaseModel):
     ended_at: AwareDatetime
     call_id: str | None
     dialed: bool = True  # False when it ended without a call (suppressed number)
+    message_left: bool = False  # a voicemail message was left after the beep
 
 
 class NextAttempt(BaseModel):

@@ -6,7 +6,14 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from redialer.limits import MAX_RECIPIENT_BYTES_CAP, Limits
@@ -15,6 +22,20 @@ from redialer.limits import MAX_RECIPIENT_BYTES_CAP, Limits
 class LogFormat(StrEnum):
     CONSOLE = "console"
     JSON = "json"
+
+
+class DialerKind(StrEnum):
+    SIMULATED = "simulated"
+    TWILIO = "twilio"
+
+
+#: What a real provider needs, by the setting's own environment variable.
+_TWILIO_NEEDS = {
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "caller_id": "REDIALER_CALLER_ID",
+    "public_url": "REDIALER_PUBLIC_URL",
+}
 
 
 class Settings(BaseSettings):
@@ -43,7 +64,28 @@ class Settings(BaseSettings):
         default=False, validation_alias=AliasChoices("TEMPORAL_TLS", "REDIALER_TEMPORAL_TLS")
     )
     task_queue: str = "redialer"
-    dialer: str = Field(default="simulated", pattern=r"^simulated$")
+    dialer: DialerKind = DialerKind.SIMULATED
+    # ---- a real provider (REDIALER_DIALER=twilio) ----
+    twilio_account_sid: str | None = Field(
+        default=None,
+        pattern=r"^AC[0-9a-fA-F]{32}$",
+        validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "REDIALER_TWILIO_ACCOUNT_SID"),
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "REDIALER_TWILIO_AUTH_TOKEN"),
+    )
+    #: The `From` number of every call, E.164.
+    caller_id: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    #: The base URL at which the provider reaches `redialer api` (status callbacks, answers).
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    twilio_api_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://")
+    #: Seconds an attempt waits for its final status callback before asking the provider (and
+    #: again after each further wait while the call is still up).
+    callback_timeout: float = Field(default=300.0, gt=0)
+    # ---- the HTTP service ----
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
     database_url: str = "sqlite:///redialer.db"
     simulator_script: Path | None = None
     simulator_seed: int = 0
@@ -64,6 +106,18 @@ class Settings(BaseSettings):
     #: Give the supervisor's stop timeout (`stop_grace_period`, `terminationGracePeriodSeconds`,
     #: systemd's `TimeoutStopSec`) more than this, or it kills the worker mid-call anyway.
     graceful_shutdown: float = Field(default=300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _provider_complete(self) -> Settings:
+        if self.dialer is DialerKind.TWILIO:
+            missing = [env for field, env in _TWILIO_NEEDS.items() if getattr(self, field) is None]
+            if missing:
+                raise ValueError("REDIALER_DIALER=twilio needs " + ", ".join(missing) + " (unset)")
+        return self
+
+    @property
+    def real_provider(self) -> bool:
+        return self.dialer is not DialerKind.SIMULATED
 
     @field_validator("simulator_script")
     @classmethod
@@ -105,7 +159,9 @@ class Settings(BaseSettings):
             "temporal_address": self.temporal_address,
             "namespace": self.temporal_namespace,
             "task_queue": self.task_queue,
-            "dialer": self.dialer,
+            "dialer": self.dialer.value,
+            "caller_id": self.caller_id,
+            "public_url": self.public_url,
             "database": url,
             "tls": self.temporal_tls or self.temporal_api_key is not None,
         }
@@ -123,7 +179,10 @@ def describe_errors(error: ValidationError) -> list[str]:
     """One line per bad setting: the variable, the value (never a secret's) and the rule."""
     lines = []
     for err in error.errors(include_url=False):
-        field = str(err["loc"][0]) if err["loc"] else ""
+        if not err["loc"]:  # a rule across settings: its input is every setting, secrets too
+            lines.append("invalid settings: " + err["msg"].removeprefix("Value error, "))
+            continue
+        field = str(err["loc"][0])
         name = env_name(field) if field in Settings.model_fields else field.upper()
         secret = (
             Settings.model_fields.get(field) is not None

@@ -92,6 +92,13 @@ def start(
 
     spec = load_or_exit(spec_path).value
     settings = get_settings()
+    if settings.real_provider and spec.call is None:
+        fail(
+            f"call: missing: REDIALER_DIALER={settings.dialer.value} places real calls, so the"
+            ' campaign needs a `call` section saying what an answered call does (e.g. {"twiml":'
+            ' "<Response><Say>Hello {{name}}</Say></Response>"})',
+            code=EXIT_INVALID,
+        )
 
     async def go(client: Client) -> None:
         try:
@@ -320,6 +327,17 @@ def worker() -> None:
     import worker as worker_module
 
     worker_module.main()
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface (REDIALER_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (REDIALER_API_PORT).")] = None,
+) -> None:
+    """The HTTP service: provider status callbacks and answers (and health checks)."""
+    from service.app import serve
+
+    settings = get_settings()
+    serve(settings, host=host or settings.api_host, port=port or settings.api_port)
 
 
 def server(

@@ -51,8 +51,9 @@ def test_workers_start_on_a_migrated_store_and_outwait_their_calls_on_stop():
     graceful shutdown (the longest call) before it kills one."""
     migrations = SERVICES["store-migrations"]
     assert migrations["command"] == ["redialer", "db", "upgrade"]
-    assert migrations["environment"]["REDIALER_DATABASE_URL"] == (
-        SERVICES["worker"]["environment"]["REDIALER_DATABASE_URL"]
+    assert (
+        migrations["environment"]["REDIALER_DATABASE_URL"]
+        == (SERVICES["worker"]["environment"]["REDIALER_DATABASE_URL"])
     )
     assert SERVICES["worker"]["depends_on"]["store-migrations"]["condition"] == (
         "service_completed_successfully"

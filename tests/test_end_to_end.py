@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,6 +91,14 @@ def run_env(dev_env: WorkflowEnvironment, tmp_path: Path):  # type: ignore[no-un
         }
 
     return make
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll `check` until it holds (at once if it does); fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
+        time.sleep(0.1)
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -201,22 +209,21 @@ async def test_worker_killed_mid_campaign_loses_nothing_and_dials_nothing_twice(
     store = Store.open(url)
     ledger = DialLedger(store)
     try:
-        deadline = time.monotonic() + 60
-        while sum(ledger.placements().values()) < 20:
-            assert time.monotonic() < deadline, "the first worker never dialed"
-            time.sleep(0.1)
+        until(lambda: sum(ledger.placements().values()) >= 20, "the first worker dialing")
         first.kill()
         placed_before = sum(ledger.placements().values())
         second = WorkerProcess(env, tmp_path / "worker2.log")
         second.start()
         try:
             progress: dict[str, object] = {}
-            deadline = time.monotonic() + 240
-            while progress.get("state") != "completed":
-                assert time.monotonic() < deadline, f"campaign never completed: {progress}"
-                time.sleep(1)
+
+            def completed() -> bool:
                 out = cli(env, "progress", campaign_id, "--json")
-                progress = json.loads(out.stdout) if out.returncode == 0 else {}
+                progress.clear()
+                progress.update(json.loads(out.stdout) if out.returncode == 0 else {})
+                return progress.get("state") == "completed"
+
+            until(completed, "the campaign completing", timeout=300)
         finally:
             second.terminate()
         # The new worker replays what the dead one decided: any divergence would show here.

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -265,10 +266,23 @@ async def _signal_during_last_call(env, harness_for, signal):  # type: ignore[no
             )
             await asyncio.wait_for(held.up.wait(), timeout=20)
             await handle.signal(signal)
-            await asyncio.sleep(0.3)  # the signal is delivered while the call is still up
+            await _until_handled_signal(handle)  # the workflow acts on it while the call is up
             held.hang_up.set()
             result = await handle.result()
     return result, h
+
+
+async def _until_handled_signal(handle: WorkflowHandle, timeout: float = 60.0) -> None:  # type: ignore[type-arg]
+    """Until the signal is in the workflow's history and a workflow task after it completed."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        kinds = [e.event_type for e in (await handle.fetch_history()).events]
+        if EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED in kinds:
+            signaled = kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+            if EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in kinds[signaled:]:
+                return
+        assert asyncio.get_running_loop().time() < deadline, f"signal never handled: {kinds}"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_cancel_during_the_last_call_leaves_its_status(time_skipping_env, harness_for):

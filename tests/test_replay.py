@@ -77,9 +77,7 @@ def perturbations(doc: dict[str, Any]) -> list[tuple[str, dict[int, float]]]:
     """Each workflow task alone an hour and a second earlier and later, then every task moved at
     random (seeded) by up to a day either way."""
     n = task_count(doc)
-    cases = [
-        (f"task {i} {s:+}s", {i: s}) for i in range(n) for s in (-3600.0, -1.0, 1.0, 3600.0)
-    ]
+    cases = [(f"task {i} {s:+}s", {i: s}) for i in range(n) for s in (-3600.0, -1.0, 1.0, 3600.0)]
     for seed in range(3):
         rng = random.Random(seed)
         cases.append((f"all tasks, seed {seed}", {i: rng.uniform(-86400, 86400) for i in range(n)}))
@@ -109,7 +107,6 @@ async def test_history_replays_whatever_time_each_task_was_handed(path: Path):
         WorkflowHistory.from_json(f"{path.stem} ({label})", json.dumps(shifted(doc, shifts)))
         for label, shifts in perturbations(doc)
     ]
-
 
     async def each() -> AsyncIterator[WorkflowHistory]:
         for history in histories:

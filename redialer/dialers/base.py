@@ -13,6 +13,7 @@ from typing import Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
 
+from redialer.call_spec import CallSpec
 from redialer.outcomes import Outcome
 
 
@@ -28,6 +29,8 @@ class CallRequest(BaseModel):
     retry_group_id: str
     variables: dict[str, JsonValue] = {}
     metadata: dict[str, JsonValue] = {}
+    #: What an answered call does (a real provider needs it; the simulator ignores it).
+    call: CallSpec | None = None
 
 
 class CallResult(BaseModel):
@@ -36,9 +39,11 @@ class CallResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     outcome: Outcome
-    call_id: str
+    call_id: str | None  # None when the provider refused the number without placing a call
     started_at: AwareDatetime
     ended_at: AwareDatetime
+    #: A voicemail message was left after the beep (`call.voicemail_message`).
+    message_left: bool = False
 
 
 class PermanentDialError(Exception):

@@ -57,7 +57,7 @@ class DialIntents:
         """A place-call request is about to go to the dialer for this key."""
         self._bump(key, requests=col(DialIntentRow.requests) + 1)
 
-    def adopted(self, key: str, call_id: str) -> None:
+    def adopted(self, key: str, call_id: str | None) -> None:
         """A retried dial took over the call a previous run had placed."""
         self._bump(key, adoptions=col(DialIntentRow.adoptions) + 1, call_id=call_id)
 

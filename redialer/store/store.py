@@ -508,6 +508,7 @@ def _call_record(
         "ended_at": record.ended_at,
         "call_id": record.call_id,
         "dialed": record.dialed,
+        "message_left": record.message_left,
         "variables": variables,
         "recorded_at": utcnow(),
     }
@@ -543,4 +544,5 @@ def _attempt(row: CallRecordRow) -> AttemptRecord:
         ended_at=aware(row.ended_at),
         call_id=row.call_id,
         dialed=row.dialed,
+        message_left=row.message_left,
     )

@@ -1,0 +1,71 @@
+"""What an answered call does, for a real provider: the spec's `call` section.
+
+`{"twiml": "<Response><Say>Hello {{name}}</Say></Response>", "machine_detection": true,
+"ring_timeout": 30, "voicemail_message": "<Response><Say>Sorry we missed you</Say></Response>"}`
+or `{"url": "https://..."}` instead of `twiml`. `{{variable}}` takes the recipient's variable,
+XML-escaped (a missing one is left empty), so a name can never inject instructions.
+"""
+
+from __future__ import annotations
+
+import re
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def render(template: str, variables: dict[str, JsonValue]) -> str:
+    """The template with each `{{name}}` replaced by the variable's value, XML-escaped."""
+
+    def value(match: re.Match[str]) -> str:
+        found = variables.get(match.group(1))
+        return "" if found is None else escape(str(found), {'"': "&quot;", "'": "&apos;"})
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def _check_twiml(text: str) -> str:
+    """Well-formed TwiML (a `<Response>` document), whatever the variables hold."""
+    try:
+        root = ElementTree.fromstring(render(text, {}))
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"is not well-formed XML ({exc})") from exc
+    if root.tag != "Response":
+        raise ValueError(f"must be a TwiML document whose root is <Response>, not <{root.tag}>")
+    return text
+
+
+class CallSpec(BaseModel):
+    """The instructions for an answered call and how to ring."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    twiml: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    #: Ask the provider to detect answering machines: a machine answer ends the attempt
+    #: `voicemail` (hung up, or, with `voicemail_message`, after leaving it at the beep).
+    machine_detection: bool = False
+    ring_timeout: int = Field(default=30, ge=5, le=600)  # seconds; Twilio takes 5..600
+    voicemail_message: str | None = None
+
+    @field_validator("twiml", "voicemail_message")
+    @classmethod
+    def _well_formed(cls, value: str | None) -> str | None:
+        return None if value is None else _check_twiml(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CallSpec:
+        if (self.twiml is None) == (self.url is None):
+            raise ValueError(
+                "give exactly one of twiml (instructions) or url (where to fetch them)"
+            )
+        if self.voicemail_message is not None and not self.machine_detection:
+            raise ValueError("voicemail_message needs machine_detection: true (to hear the beep)")
+        if self.voicemail_message is not None and self.url is not None:
+            raise ValueError(
+                "voicemail_message works with twiml, not url: your url answers every call itself"
+            )
+        return self
