@@ -33,9 +33,9 @@ def registered_attributes(command: str) -> dict[str, str]:
     return registered
 
 
-def test_compose_has_the_six_services():
-    """PostgreSQL, Temporal, the attribute registration, the Web UI, the store's migrations and
-    the worker."""
+def test_compose_has_its_services():
+    """PostgreSQL, Temporal, the attribute registration, the Web UI, the store's migrations, the
+    worker and the HTTP service."""
     assert set(SERVICES) == {
         "postgresql",
         "temporal",
@@ -43,6 +43,7 @@ def test_compose_has_the_six_services():
         "temporal-ui",
         "store-migrations",
         "worker",
+        "api",
     }
 
 
