@@ -238,3 +238,41 @@ def test_which_query_failures_mean_no_worker(
         assert said is None
     else:
         assert said is not None and said.startswith(reason), said
+
+
+async def test_with_temporal_itself_gone_the_store_answers_and_says_so(store, sqlite_url):
+    """After `redialer demo` has stopped its server, the `history` and `progress` it suggests
+    still answer, from the store, saying that Temporal could not be reached."""
+    from datetime import UTC, datetime
+
+    from redialer.payloads import AttemptRecord
+    from redialer.recipients import Recipient
+
+    campaign, phone = "gone-1", REACHED
+    group = recipient_workflow_id(campaign, phone)
+    store.enqueue_recipients(campaign, [Recipient(phone=phone)], workflow_id_for=lambda _: group)
+    store.mark_started(campaign, [phone])
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    for attempt, outcome in ((1, Outcome.BUSY), (2, Outcome.COMPLETED)):
+        record = AttemptRecord(
+            attempt=attempt, outcome=outcome, started_at=at, ended_at=at, call_id=f"c{attempt}"
+        )
+        store.finish_attempt(
+            key=f"{campaign}:{phone}:{attempt}",
+            campaign_id=campaign,
+            phone=phone,
+            retry_group_id=group,
+            record=record,
+            variables={},
+            final="completed" if outcome is Outcome.COMPLETED else None,
+        )
+    closed = "127.0.0.1:9"  # nothing listens on the discard port
+    history = await cli(closed, "q", sqlite_url, "history", campaign, phone, "--json")
+    assert history.returncode == 0, history.stderr
+    answer = json.loads(history.stdout)
+    assert [a["outcome"] for a in answer["attempts"]] == ["busy", "completed"]
+    assert (answer["status"], answer["source"]) == ("completed", "store")
+    progress = await cli(closed, "q", sqlite_url, "progress", campaign)
+    assert progress.returncode == 0, progress.stderr
+    assert "1/1 final" in progress.stdout
+    assert "Temporal at 127.0.0.1:9 is not reachable" in progress.stdout
