@@ -185,3 +185,25 @@ async def _until_asleep(recipient: Any) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{recipient.id} never went to sleep after a call")
+
+
+def test_workflow_inputs_decode_without_number_or_zone_rules():
+    """A recipient's input is plain data: decoding it (as every replay does) consults neither
+    phonenumbers nor the zone database, so upgrading either cannot change a replay. A number
+    and a zone those libraries would refuse today still decode as they were sent."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from redialer.payloads import CampaignInput, RecipientInput
+
+    sent = RecipientInput(
+        campaign_id="c1",
+        phone="+1555",  # not a valid number by today's phonenumbers
+        zone="Mars/Olympus_Mons",  # no such zone in today's tzdata
+        policy={"timezone": "Mars/Olympus_Mons", "retry": {"strategy": {"type": "none"}}},
+    )
+    converter = pydantic_data_converter.payload_converter
+    [payload] = converter.to_payloads([sent])
+    assert converter.from_payloads([payload], [RecipientInput]) == [sent]
+    campaign = CampaignInput(campaign_id="c1", policy={"timezone": "Mars/Olympus_Mons"})
+    [payload] = converter.to_payloads([campaign])
+    assert converter.from_payloads([payload], [CampaignInput]) == [campaign]
