@@ -398,3 +398,30 @@ def test_redialer_max_recipient_bytes_raises_the_limit_up_to_its_cap(
         "invalid setting REDIALER_MAX_RECIPIENT_BYTES='4194304':"
         " Input should be less than or equal to 1048576"
     )
+
+
+def test_start_with_a_real_provider_refuses_a_campaign_without_a_call_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """REDIALER_DIALER=twilio: a spec that does not say what an answered call does is refused
+    before anything starts, naming the field; missing provider settings are named too."""
+    spec = tmp_path / "c.json"
+    spec.write_text(json.dumps({"campaign_id": "c1", "recipients": [{"phone": "+16505550199"}]}))
+    monkeypatch.setenv("REDIALER_DIALER", "twilio")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["start", str(spec), "--address", "127.0.0.1:1"])
+        assert result.exit_code == 2
+        said = "\n".join(getattr(result.exception, "lines", []))  # what `redialer` prints
+        assert "REDIALER_CALLER_ID" in said and "TWILIO_AUTH_TOKEN" in said
+        monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
+        monkeypatch.setenv("TWILIO_AUTH_TOKEN", "secret-token")
+        monkeypatch.setenv("REDIALER_CALLER_ID", "+15550009999")
+        monkeypatch.setenv("REDIALER_PUBLIC_URL", "https://dialer.example.com")
+        get_settings.cache_clear()
+        result = runner.invoke(app, ["start", str(spec), "--address", "127.0.0.1:1"])
+        assert result.exit_code == 2, result.output
+        assert "call: missing: REDIALER_DIALER=twilio places real calls" in result.stderr
+        assert "secret-token" not in result.output
+    finally:
+        get_settings.cache_clear()
