@@ -12,6 +12,9 @@ call, so a test can go on): the count is the honest evidence of a double dial, n
   `LIVENESS_SLACK` has passed since the row was claimed, its placer is presumed dead: the call was
   placed, so it is finished from its outcome. Both ways give one answer because the outcome and
   duration are a pure function of (seed, script, key).
+- `speed` speeds the world up: a call rings for its duration divided by `speed`, and its record
+  says so (the end is the real end), so retry delays count from when the call really ended, as
+  they do with a real provider.
 """
 
 from __future__ import annotations
@@ -232,7 +235,7 @@ class SimulatedDialer:
         if await asyncio.to_thread(self._ledger.claim, request, call_id, started):
             self.placed += 1  # we placed it: the call rings and ends
             await asyncio.sleep(duration / self._speed)
-            ended = started + timedelta(seconds=duration)
+            ended = started + timedelta(seconds=duration / self._speed)
             await asyncio.to_thread(self._ledger.finish, request.idempotency_key, outcome, ended)
             # Whoever finishes a key writes these same values: they are a function of the key.
             return CallResult(outcome=outcome, call_id=call_id, started_at=started, ended_at=ended)
@@ -252,7 +255,7 @@ class SimulatedDialer:
             row = await asyncio.to_thread(self._ledger.get, key)
             assert row is not None, f"ledger row {key} vanished"
             if row.outcome is None and not await self._still_ringing(row, duration):
-                ended = aware(row.started_at) + timedelta(seconds=duration)
+                ended = aware(row.started_at) + timedelta(seconds=duration / self._speed)
                 await asyncio.to_thread(self._ledger.finish, key, outcome, ended)
                 continue
             if row.outcome is not None and row.ended_at is not None:
