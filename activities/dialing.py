@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -87,8 +88,6 @@ def _parse_policy(policy_json: str) -> CampaignPolicy:
 
 def parse_policy(policy: dict[str, Any]) -> CampaignPolicy:
     """The policy the edge validated, parsed once per distinct policy (not once per dial)."""
-    import json
-
     return _parse_policy(json.dumps(policy, sort_keys=True))
 
 
