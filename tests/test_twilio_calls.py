@@ -394,3 +394,41 @@ def test_the_campaign_spec_json_round_trips_for_the_worker():
     spec = CampaignSpec.model_validate({"campaign_id": "x", **policy_json()})
     again = json.loads(json.dumps(spec.policy().model_dump(mode="json")))
     assert CampaignSpec.model_validate({"campaign_id": "x", **again}).call == spec.call
+
+
+async def test_a_retried_dial_never_adopts_an_earlier_attempts_call(fake: FakeTwilio, store):
+    """Looking a call up at Twilio after a crash must find this attempt's call, not the call of
+    the attempt before it to the same number, created a moment earlier: that one is known."""
+    from datetime import UTC, datetime, timedelta
+
+    from redialer.call_spec import CallSpec
+    from redialer.dialers.base import CallRequest
+    from redialer.dialers.twilio import TwilioDialer, twilio_client
+    from redialer.settings import Settings
+
+    settings = Settings(
+        dialer="twilio",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        caller_id=CALLER,
+        public_url="http://127.0.0.1:9",
+        twilio_api_url=fake.url,
+    )
+    dialer = TwilioDialer(settings=settings, store=store)
+    phone, since = "+14155550131", datetime.now(UTC) - timedelta(seconds=1)
+    earlier = await asyncio.to_thread(
+        twilio_client(settings).calls.create, to=phone, from_=CALLER, twiml="<Response/>"
+    )
+    ProviderCalls(store).placed(
+        call_sid=earlier.sid, key=f"c1:{phone}:1", status="completed", created_at=since
+    )
+    spec = CallSpec(twiml="<Response/>")
+    second = CallRequest(
+        idempotency_key=f"c1:{phone}:2",
+        campaign_id="c1",
+        phone=phone,
+        attempt=2,
+        retry_group_id="g",
+        call=spec,
+    )
+    assert await dialer.adopt(second, since=since) is None  # so the retry places its own call

@@ -192,10 +192,13 @@ class TwilioDialer:
         return params
 
     def _find(self, phone: str, since: datetime) -> Any | None:
-        """The oldest call to `phone` from our number created at or after `since`."""
+        """The oldest call to `phone` from our number created at or after `since` that redialer
+        does not know as another attempt's (an earlier attempt's call to the same number may
+        fall inside the clock slack)."""
         calls = self._client.calls.list(to=phone, from_=self._caller_id, limit=50)
-        mine = [c for c in calls if (_aware(c.date_created) or since) >= since]
-        return min(mine, key=lambda c: _aware(c.date_created) or since) if mine else None
+        recent = [c for c in calls if (_aware(c.date_created) or since) >= since]
+        unknown = [c for c in recent if self._calls.get(str(c.sid)) is None]
+        return min(unknown, key=lambda c: _aware(c.date_created) or since) if unknown else None
 
     async def _outcome(self, call_sid: str) -> CallResult:
         """Wait for the call's first terminal status; ask Twilio after each quiet timeout."""
