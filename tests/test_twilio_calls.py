@@ -431,4 +431,5 @@ async def test_a_retried_dial_never_adopts_an_earlier_attempts_call(fake: FakeTw
         retry_group_id="g",
         call=spec,
     )
-    assert await dialer.adopt(second, since=since) is None  # so the retry places its own call
+    adopted = await asyncio.wait_for(dialer.adopt(second, since=since), timeout=30)
+    assert adopted is None  # so the retry places its own call
