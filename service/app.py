@@ -33,6 +33,9 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
     """Run the app on uvicorn until stopped (SIGTERM, Ctrl-C)."""
     import uvicorn
 
+    from redialer.logs import configure_logging
+
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     store = Store.open(settings.database_url)
     try:
         uvicorn.run(create_app(settings, store), host=host, port=port, log_config=None)

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import structlog
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from redialer.call_spec import CallSpec, render
@@ -37,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 #: Status callbacks asked for: every step, so `watch` and the Web UI can follow a call.
 CALLBACK_EVENTS = ["initiated", "ringing", "answered", "completed"]
+#: Seconds one request to Twilio's API may take before it counts as failed (and is retried).
+REQUEST_TIMEOUT = 30.0
 #: How often the calls a worker waits on are checked in the store (one query for all of them).
 POLL_EVERY = 0.5
 #: Twilio's error codes for a `To` that is not a dialable number: the attempt ends
@@ -56,9 +59,15 @@ def answer_url(public_url: str, key: str) -> str:
 
 
 def twilio_client(settings: Settings) -> Client:
-    """The official client, pointed at `REDIALER_TWILIO_API_URL` (a fake in tests)."""
+    """The official client, pointed at `REDIALER_TWILIO_API_URL` (a fake in tests), with a
+    request timeout: the SDK has none, and a dial that heartbeats would wait on a hung request
+    for ever. (No SDK-level retries: a retried create places a second call.)"""
     assert settings.twilio_account_sid and settings.twilio_auth_token
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
+    client = Client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        http_client=TwilioHttpClient(timeout=REQUEST_TIMEOUT),
+    )
     client.api.base_url = settings.twilio_api_url.rstrip("/")
     return client
 

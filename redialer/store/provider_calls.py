@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from redialer.dialers.twilio_status import outcome_of
+from redialer.dialers.twilio_status import TERMINAL, outcome_of
 from redialer.store.store import Store, aware
 from redialer.store.tables import ProviderCallbackRow, ProviderCallRow
 
@@ -82,7 +82,6 @@ class ProviderCalls:
     ) -> CallbackEffect:
         """A verified status callback, applied once; the first terminal status ends the call."""
         callbacks = ProviderCallbackRow.__table__  # type: ignore[attr-defined]
-        calls = ProviderCallRow.__table__  # type: ignore[attr-defined]
         with self._engine.begin() as connection:
             new = connection.execute(
                 self._dialect.insert(callbacks)
@@ -97,38 +96,46 @@ class ProviderCalls:
             ).first()
             if new is None:
                 return CallbackEffect.DUPLICATE
-            # A call whose create response was lost (the worker died) is known by its callbacks:
-            # the key comes back in the callback URL.
-            connection.execute(
-                self._dialect.insert(calls)
-                .values(call_sid=call_sid, idempotency_key=key, status=status, created_at=at)
-                .on_conflict_do_nothing()
-            )
-            # AnsweredBy may come with an earlier callback (the answer) than the final one.
-            answered_by = (
-                answered_by
-                or connection.execute(
+            if status in TERMINAL and not answered_by:
+                # AnsweredBy may come with an earlier callback (the answer) than the final one.
+                answered_by = connection.execute(
                     select(ProviderCallRow.answered_by).where(ProviderCallRow.call_sid == call_sid)
                 ).scalar()
+            values = _status_values(
+                status,
+                answered_by=answered_by,
+                sip_response_code=sip_response_code,
+                duration=duration,
+                at=at,
             )
             changed = connection.execute(
                 update(ProviderCallRow)
                 .where(col(ProviderCallRow.call_sid) == call_sid)
                 .where(col(ProviderCallRow.outcome).is_(None))
-                .values(
-                    **_status_values(
-                        status,
-                        answered_by=answered_by,
-                        sip_response_code=sip_response_code,
-                        duration=duration,
-                        at=at,
-                    )
-                )
+                .values(**values)
             ).rowcount
+            if not changed and not self._known(connection, call_sid):
+                # A call whose create response was lost (its worker died) is known by its
+                # callbacks: the key comes back in the callback URL.
+                connection.execute(
+                    self._dialect.insert(ProviderCallRow.__table__)  # type: ignore[attr-defined]
+                    .values(call_sid=call_sid, idempotency_key=key, created_at=at, **values)
+                    .on_conflict_do_nothing()
+                )
+                changed = 1
         if not changed:
             return CallbackEffect.ALREADY_ENDED
-        ended = outcome_of(status, answered_by=answered_by, sip_code=sip_response_code)
-        return CallbackEffect.ENDED if ended is not None else CallbackEffect.RECORDED
+        ended = "outcome" in values
+        return CallbackEffect.ENDED if ended else CallbackEffect.RECORDED
+
+    @staticmethod
+    def _known(connection: Any, call_sid: str) -> bool:
+        return (
+            connection.execute(
+                select(ProviderCallRow.call_sid).where(ProviderCallRow.call_sid == call_sid)
+            ).first()
+            is not None
+        )
 
     def reconcile(
         self,
