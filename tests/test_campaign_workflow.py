@@ -463,6 +463,18 @@ async def test_a_bad_number_signalled_around_the_cli_is_skipped_and_the_rest_kep
     assert {r.phone for r in h.store.recipients_for_export(s.campaign_id)} == set(phones)
 
 
+async def _until_idle(handle: WorkflowHandle) -> None:  # type: ignore[type-arg]
+    """Until the campaign has started a reading timer of an hour or more (nothing can move)."""
+    for _ in range(1200):
+        for event in (await handle.fetch_history()).events:
+            if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+                fire = event.timer_started_event_attributes.start_to_fire_timeout
+                if fire.seconds >= 3600:
+                    return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the campaign never went idle")
+
+
 def _activities(history: WorkflowHistory, name: str) -> int:
     return sum(
         1
@@ -521,8 +533,11 @@ async def test_a_stopped_campaign_counts_from_the_store_not_from_a_report_each(
         with time_skipping_env.auto_time_skipping_disabled():
             await wait_progress(handle, lambda p: p.total == 160 and p.queued == 0, timeout=60)
             await _all_waiting(time_skipping_env, s.campaign_id, phones)
+            await _until_idle(handle)  # it sleeps until the retries, two hours away
             await handle.signal(CampaignWorkflow.stop)
-            result = await handle.result()
+            # In real time: a stopped campaign reads again soon, it does not sleep until retries
+            # that will never come.
+            result = await asyncio.wait_for(handle.result(), timeout=60)
         history = await handle.fetch_history()
     assert result.state is CampaignState.STOPPED
     assert result.by_status == {"canceled": 160}

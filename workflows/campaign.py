@@ -227,7 +227,10 @@ class CampaignWorkflow:
         )
         self._counts.total, self._counts.queued = store.total, store.queued
         self._counts.by_status = dict(store.by_status)
-        self._idle_until_due = store.moving == 0 and not moved
+        # Once stopped, everyone is about to end: never sleep until a retry that will not come.
+        self._idle_until_due = (
+            store.moving == 0 and not moved and self._state is not CampaignState.STOPPED
+        )
         if not self._idle_until_due:
             self._reading_pause = READ_FIRST if moved else min(self._reading_pause * 2, READ_MAX)
         elif store.next_due is not None:
@@ -314,8 +317,8 @@ class CampaignWorkflow:
         if result.canceled_queued:
             self._count_final(FinalStatus.CANCELED, result.canceled_queued)
             self._counts.queued = 0
-        if state is CampaignState.RUNNING:
-            self._read_soon()
+        if state in (CampaignState.RUNNING, CampaignState.STOPPED):
+            self._read_soon()  # calls resume, or everyone ends: a long idle wait would hide it
         self._done_requests[request] = _described(state, result)
 
     async def _opt_out(self, request: int, phone: str) -> None:
@@ -327,6 +330,7 @@ class CampaignWorkflow:
             summary=f"opt out {phone}",
         )
         self._done_requests[request] = f"{phone} is on the suppression list and will not be called"
+        self._read_soon()  # its recipient ends now, perhaps the campaign's last
 
     async def _wait_for_calls_in_progress(self) -> None:
         """After `stop`: calls in progress finish, everyone else ends `canceled`; wait for that,
