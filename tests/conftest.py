@@ -14,8 +14,10 @@ import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from redialer.binaries import find_binary
@@ -44,14 +46,47 @@ async def register_search_attributes(client: Client) -> None:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    await register_search_attributes(env.client)
+async def _time_skipping_server() -> AsyncIterator[list[WorkflowEnvironment]]:
+    """The one time-skipping server the tests share (empty until needed; see time_skipping_env)."""
+    current: list[WorkflowEnvironment] = []
+    yield current
+    for env in current:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def time_skipping_env(
+    _time_skipping_server: list[WorkflowEnvironment],
+) -> AsyncIterator[WorkflowEnvironment]:
+    """The shared time-skipping server, replaced after a test that leaves a workflow open.
+
+    The server skips time only while no workflow task is outstanding. A workflow left open with a
+    task no worker will take (a recipient still closing when its campaign completed and the
+    test's worker stopped, a test that failed midway) holds that lock for good, and terminating
+    the workflow does not release it: every later test would wait in real time. A fresh server
+    starts in a fraction of a second."""
+    if not _time_skipping_server:
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=find_binary("temporal-test-server"),
+            data_converter=pydantic_data_converter,
+        )
+        await register_search_attributes(env.client)
+        _time_skipping_server.append(env)
+    env = _time_skipping_server[0]
     yield env
-    await env.shutdown()
+    if await _any_open(env.client):
+        _time_skipping_server.clear()
+        await env.shutdown()
+
+
+async def _any_open(client: Client) -> bool:
+    try:
+        response = await client.workflow_service.list_open_workflow_executions(
+            ListOpenWorkflowExecutionsRequest(namespace=client.namespace, maximum_page_size=1)
+        )
+    except RPCError:
+        return True  # cannot tell: start afresh
+    return bool(response.executions)
 
 
 @pytest_asyncio.fixture(scope="session")

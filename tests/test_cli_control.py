@@ -70,7 +70,8 @@ class RingingDialer(HeldDialer):
 async def test_pause_resume_add_opt_out_and_stop_through_the_cli(
     dev_env: WorkflowEnvironment, harness_for, tmp_path: Path
 ):
-    """The operator's commands act on a running long-living campaign; the Web UI can filter it."""
+    """The operator's commands act on a running long-living campaign and say what they did; the
+    Web UI can filter it."""
     h = harness_for(dev_env, {p: [Outcome.NO_ANSWER, Outcome.COMPLETED] for p in PHONES + [LATER]})
     h.dialer = held = RingingDialer(h.dialer)
     address = dev_env.client.service_client.config.target_host

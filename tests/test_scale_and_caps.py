@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from bench.run import most_at_once
 from redialer.campaign import CampaignSpec
 from redialer.dialers.simulated import DialLedger
 from redialer.payloads import CampaignResult
-from redialer.store.call_caps import dial_rate_windows
+from redialer.store.call_caps import LINE, dial_rate_windows
 from redialer.store.store import Store
 from starter import campaigns
 
@@ -101,8 +102,8 @@ async def test_concurrency_cap_holds_across_two_worker_processes(
 async def test_dial_rate_holds_across_two_worker_processes(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ):
-    """With two workers and instant calls, max_calls_per_second holds: no second sees more than
-    the rate plus one window's worth, and the calls take as long as the rate says."""
+    """With two workers and instant calls, max_calls_per_second holds: no second lets through
+    more than the rate plus one window's worth, and the calls take as long as the rate says."""
     phones = [f"+1415555{n:04d}" for n in range(500, 516)]
     rate = 4
     spec = CampaignSpec.model_validate(
@@ -116,14 +117,27 @@ async def test_dial_rate_holds_across_two_worker_processes(
     result, store = await run_on_two_workers(dev_env, tmp_path, spec, script, speed="1000000")
     try:
         assert result.by_status == {"completed": len(phones)}
-        starts = sorted(d.claimed_at for p in phones for d in DialLedger(store).dials_for(p))
+        dialed = {d.idempotency_key for p in phones for d in DialLedger(store).dials_for(p)}
+        # When each call was let through, as the store decided it (the clock reading that picked
+        # its window): how long a busy machine then takes to place the call does not blur it.
+        with Session(store.engine) as session:
+            admitted = dict(
+                session.exec(  # type: ignore[call-overload]
+                    select(LINE.holder, LINE.admitted_at).where(
+                        LINE.campaign_id == spec.campaign_id
+                    )
+                ).all()
+            )
     finally:
         store.close()
-    assert len(starts) == len(phones)
-    tickets, _ = dial_rate_windows(rate)
+    assert len(dialed) == len(phones) and set(admitted) == dialed  # every call was let through
+    starts = sorted(admitted.values())
+    tickets, seconds = dial_rate_windows(rate)
     busiest = max(sum(1 for t in starts if s <= t < s + timedelta(seconds=1)) for s in starts)
-    assert busiest <= rate + tickets + 1, f"{busiest} calls began within one second"  # +1: clocks
-    assert (starts[-1] - starts[0]).total_seconds() >= (len(phones) - 1) / rate - 0.5
+    assert busiest <= rate + tickets, f"{busiest} calls were let through within one second"
+    # One window's worth per window: the first and last call are whole windows apart.
+    span = (starts[-1] - starts[0]).total_seconds()
+    assert span >= (len(phones) / tickets - 2) * seconds, span
 
 
 async def test_campaign_larger_than_the_pending_child_limit_completes(
