@@ -103,7 +103,7 @@ class CampaignWorkflow:
         self._controls: list[tuple[int, CampaignState]] = []
         self._opt_outs: list[tuple[int, str]] = []
         self._requested = 0  # control and opt-out requests numbered so far
-        self._done_requests: dict[int, str] = {}  # number -> what happened, for waiting updates
+        self._answered: dict[int, str] = {}  # number -> what happened, for waiting updates
         self._received = input.received
         self._reading_pause = READ_FIRST
         self._idle_until_due = False  # the last reading found nothing that can move soon
@@ -319,7 +319,7 @@ class CampaignWorkflow:
             self._counts.queued = 0
         if state in (CampaignState.RUNNING, CampaignState.STOPPED):
             self._read_soon()  # calls resume, or everyone ends: a long idle wait would hide it
-        self._done_requests[request] = _described(state, result)
+        self._answered[request] = _described(state, result)
 
     async def _opt_out(self, request: int, phone: str) -> None:
         await workflow.execute_activity_method(
@@ -329,7 +329,7 @@ class CampaignWorkflow:
             retry_policy=STORE_RETRY,
             summary=f"opt out {phone}",
         )
-        self._done_requests[request] = f"{phone} is on the suppression list and will not be called"
+        self._answered[request] = f"{phone} is on the suppression list and will not be called"
         self._read_soon()  # its recipient ends now, perhaps the campaign's last
 
     async def _wait_for_calls_in_progress(self) -> None:
@@ -397,8 +397,8 @@ class CampaignWorkflow:
         """Pause, resume, stop or opt a number out, acknowledged: answers once the change is
         written to the store and broadcast to the recipients it concerns."""
         request = self._request(input.action, input.phone)
-        await workflow.wait_condition(lambda: request in self._done_requests)
-        return ControlResult(state=self._state, detail=self._done_requests.pop(request))
+        await workflow.wait_condition(lambda: request in self._answered)
+        return ControlResult(state=self._state, detail=self._answered.pop(request))
 
     @control.validator
     def _validate_control(self, input: ControlInput) -> None:
