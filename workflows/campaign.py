@@ -103,7 +103,8 @@ class CampaignWorkflow:
         self._controls: list[tuple[int, CampaignState]] = []
         self._opt_outs: list[tuple[int, str]] = []
         self._requested = 0  # control and opt-out requests numbered so far
-        self._answered: dict[int, str] = {}  # number -> what happened, for waiting updates
+        self._awaited: set[int] = set()  # requests an update waits on (signals wait on nothing)
+        self._answered: dict[int, str] = {}  # number -> what happened, for those updates
         self._received = input.received
         self._reading_pause = READ_FIRST
         self._idle_until_due = False  # the last reading found nothing that can move soon
@@ -319,7 +320,7 @@ class CampaignWorkflow:
             self._counts.queued = 0
         if state in (CampaignState.RUNNING, CampaignState.STOPPED):
             self._read_soon()  # calls resume, or everyone ends: a long idle wait would hide it
-        self._answered[request] = _described(state, result)
+        self._answer(request, _described(state, result))
 
     async def _opt_out(self, request: int, phone: str) -> None:
         await workflow.execute_activity_method(
@@ -329,7 +330,7 @@ class CampaignWorkflow:
             retry_policy=STORE_RETRY,
             summary=f"opt out {phone}",
         )
-        self._answered[request] = f"{phone} is on the suppression list and will not be called"
+        self._answer(request, f"{phone} is on the suppression list and will not be called")
         self._read_soon()  # its recipient ends now, perhaps the campaign's last
 
     async def _wait_for_calls_in_progress(self) -> None:
@@ -397,7 +398,9 @@ class CampaignWorkflow:
         """Pause, resume, stop or opt a number out, acknowledged: answers once the change is
         written to the store and broadcast to the recipients it concerns."""
         request = self._request(input.action, input.phone)
+        self._awaited.add(request)
         await workflow.wait_condition(lambda: request in self._answered)
+        self._awaited.discard(request)
         return ControlResult(state=self._state, detail=self._answered.pop(request))
 
     @control.validator
@@ -407,6 +410,10 @@ class CampaignWorkflow:
             raise ValueError(refusal)
         if input.action is CampaignAction.OPT_OUT and not input.phone:
             raise ValueError("opt_out needs the phone number to suppress")
+
+    def _answer(self, request: int, detail: str) -> None:
+        if request in self._awaited:
+            self._answered[request] = detail
 
     def _refusal(self, action: CampaignAction) -> str | None:
         """Why the campaign, as it is now, refuses `action` (None: it takes it)."""
