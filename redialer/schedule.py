@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -81,20 +80,7 @@ def status_if_not_retried(retry: RetryPolicy, attempts: Sequence[PastAttempt]) -
     return None
 
 
-@dataclass(frozen=True)
-class ObservedAttempt:
-    """An attempt as the caller's clock saw it (the workflow's, or a prediction's).
-
-    Lives here, outside the workflow module, because the sandbox re-executes a workflow module
-    for every new workflow and building a dataclass is costly; this module is passed through.
-    """
-
-    outcome: Outcome
-    started_at: datetime
-    ended_at: datetime
-
-
-#: Finality never depends on jitter; predictions draw from this, never from the workflow's rng.
+#: Finality never depends on jitter: `final_status` draws from this, never from the caller's rng.
 _NO_JITTER_NEEDED = random.Random(0)
 
 
@@ -118,30 +104,6 @@ def final_status(
             reason=f"no retries left after {len(attempts)} attempt(s)",
         )
     return None
-
-
-def finals_by_outcome(
-    policy: CampaignPolicy, *, zone: ZoneInfo, attempts: Sequence[PastAttempt], now: datetime
-) -> dict[Outcome, FinalStatus]:
-    """Before a call: the outcomes that would make it the last one, and the status each gives.
-
-    The dial activity records that status with the attempt, saving a round trip at the end. The
-    prediction is safe: time only ever removes retries (a scheduled time passes, nothing is
-    added), so an outcome final for a call ending `now` is final for one ending later. An outcome
-    missing here may still turn out final (a scheduled time passed during the call); the
-    workflow then records the status itself.
-    """
-    finals: dict[Outcome, FinalStatus] = {}
-    for outcome in Outcome:
-        final = final_status(
-            policy,
-            zone=zone,
-            attempts=[*attempts, ObservedAttempt(outcome, now, now)],
-            now=now,
-        )
-        if final is not None:
-            finals[outcome] = final.status
-    return finals
 
 
 def next_step(

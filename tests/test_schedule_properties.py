@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from redialer.campaign import CampaignPolicy
 from redialer.limits import Limits
 from redialer.outcomes import FinalStatus, Outcome
-from redialer.schedule import DialAt, Final, finals_by_outcome, next_step
+from redialer.schedule import DialAt, Final, next_step
 
 ZONES = [
     "America/New_York",
@@ -613,31 +613,3 @@ def test_same_inputs_and_seed_give_the_same_decisions(case: Case, other_seed: in
     if not case.raw["retry"]["strategy"].get("jitter"):
         other = drive(case, seed=other_seed)
         assert other.dials == first.dials and other.final == first.final
-
-
-@PROFILE
-@given(cases(), st.data())
-def test_a_final_predicted_before_the_call_is_the_final_after_it(case: Case, data: st.DataObject):
-    """The dial records the status `finals_by_outcome` predicts: it must be what next_step decides.
-
-    Drive the schedule; before each call, predict; then, for any outcome and any call length, a
-    predicted outcome must make next_step final with that status. Delay strategies have no
-    time-dependent ending, so there the prediction is exact both ways.
-    """
-    run = drive(case)
-    for i, dial in enumerate(run.dials):
-        made = run.made[:i]
-        finals = finals_by_outcome(case.policy, zone=case.zone, attempts=made, now=dial.at)
-        outcome = data.draw(st.sampled_from(list(Outcome)))
-        length = data.draw(st.sampled_from([0, 1, 300, 3600, 2 * 86400]))
-        ended = dial.at + timedelta(seconds=length)
-        attempts = [*made, Made(outcome, dial.at, ended)]
-        later = ended + timedelta(seconds=data.draw(st.sampled_from([0, 5, 7200])))
-        decision = next_step(
-            case.policy, zone=case.zone, attempts=attempts, now=later, rng=random.Random(0)
-        )
-        if outcome in finals:
-            assert isinstance(decision, Final), (outcome, finals, decision)
-            assert decision.status is finals[outcome]
-        elif case.raw["retry"]["strategy"]["type"] != "scheduled":
-            assert isinstance(decision, DialAt), (outcome, finals, decision)
