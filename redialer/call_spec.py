@@ -1,7 +1,8 @@
 """What an answered call does, for a real provider: the spec's `call` section.
 
 `{"twiml": "<Response><Say>Hello {{name}}</Say></Response>", "machine_detection": true,
-"ring_timeout": 30, "voicemail_message": "<Response><Say>Sorry we missed you</Say></Response>"}`
+"ring_timeout": 30, "caller_id": "+14155550100",
+"voicemail_message": "<Response><Say>Sorry we missed you</Say></Response>"}`
 or `{"url": "https://..."}` instead of `twiml`. `{{variable}}` takes the recipient's variable,
 XML-escaped (a missing one is left empty), so a name can never inject instructions.
 """
@@ -49,6 +50,9 @@ class CallSpec(BaseModel):
     #: `voicemail` (hung up, or, with `voicemail_message`, after leaving it at the beep).
     machine_detection: bool = False
     ring_timeout: int = Field(default=30, ge=5, le=600)  # seconds; Twilio takes 5..600
+    #: The `From` number for these calls (a number of the provider account), E.164; unset:
+    #: REDIALER_CALLER_ID.
+    caller_id: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     voicemail_message: str | None = None
 
     @field_validator("twiml", "voicemail_message")

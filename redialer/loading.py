@@ -18,7 +18,8 @@ from typing import Any, Generic, TypeVar
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from redialer.campaign import CampaignSpec
+from redialer.campaign import CampaignSpec, RetryPolicy
+from redialer.foreign_formats import Translation, translate_campaign, translate_retry
 from redialer.limits import Limits, Problem, TooLarge, policy_too_large, recipient_too_large
 from redialer.recipients import Recipient
 from redialer.strategies import STRATEGY_TYPES
@@ -41,10 +42,15 @@ T = TypeVar("T")
 
 @dataclass
 class Loaded(Generic[T]):
-    """What was accepted, and what the user should know about it (merged duplicates)."""
+    """What was accepted, and what the user should know about it (merged duplicates).
+
+    `translation` says which other products' formats were read and how each field was mapped
+    (no formats for redialer's own); None where no format is translated (recipient lists).
+    """
 
     value: T
     warnings: list[str] = field(default_factory=list)
+    translation: Translation | None = None
 
 
 def read_document(path: Path) -> Any:
@@ -91,9 +97,13 @@ def problems_from(error: ValidationError, *, prefix: str = "") -> list[Problem]:
     problems = []
     for err in error.errors(include_url=False):
         loc = [p for p in err["loc"] if p != "[key]"]  # a bad dict key: its path is the key
-        # A discriminated union puts the tag in the path; users never wrote it.
-        if len(loc) > 2 and loc[:2] == ["retry", "strategy"] and loc[2] in STRATEGY_TYPES:
-            del loc[2]
+        # A discriminated union puts the tag in the path; users never wrote it. (A RetryPolicy
+        # validated alone has `strategy` first, the prefix naming where it sits.)
+        for above in (["retry", "strategy"], ["strategy"]):
+            n = len(above)
+            if len(loc) > n and loc[:n] == above and loc[n] in STRATEGY_TYPES:
+                del loc[n]
+                break
         path = prefix + "".join(
             f"[{p}]" if isinstance(p, int) else (f".{p}" if i or prefix else str(p))
             for i, p in enumerate(loc)
@@ -161,20 +171,47 @@ def _merge_duplicates(
 
 
 def parse_campaign(data: Any, *, limits: Limits, source: str = "campaign") -> Loaded[CampaignSpec]:
-    """Validate a campaign document; raise InvalidInput listing every problem."""
+    """Validate a campaign document; raise InvalidInput listing every problem.
+
+    Retry settings in another product's format are translated first; problems in them, and
+    those redialer finds in what they became, are reported by the fields the user wrote.
+    """
     if not isinstance(data, dict):
         raise InvalidInput(
             source, [Problem("", type(data).__name__, "must be a mapping of fields")]
         )
+    translation = translate_campaign(data, source=source, collect=True)
+    foreign = list(translation.problems)
     try:
-        spec = CampaignSpec.model_validate(data, context=limits.context())
+        spec = CampaignSpec.model_validate(translation.data, context=limits.context())
     except ValidationError as exc:
-        raise InvalidInput(source, problems_from(exc)) from exc
+        raise InvalidInput(source, [*foreign, *translation.rewrite(problems_from(exc))]) from exc
     merged, problems = _merge_duplicates(spec.recipients, limits=limits)
     too_large = policy_too_large(spec.policy())
-    if too_large is not None or problems:
-        raise InvalidInput(source, [p for p in [too_large, *problems] if p is not None])
-    return Loaded(spec.model_copy(update={"recipients": merged.value}), merged.warnings)
+    found = [*foreign, *translation.rewrite([p for p in [too_large] if p is not None]), *problems]
+    if found:
+        raise InvalidInput(source, found)
+    return Loaded(
+        spec.model_copy(update={"recipients": merged.value}), merged.warnings, translation
+    )
+
+
+def parse_retry(
+    value: Any, *, limits: Limits, path: str = "retry", source: str = "retry"
+) -> Loaded[RetryPolicy]:
+    """A `retry` value alone, in redialer's format or another product's (as an API receives it).
+
+    `path` is where the value sits in the caller's input; problems are named from it.
+    """
+    translation = translate_retry(value, path=path, collect=True)
+    try:
+        policy = RetryPolicy.model_validate(translation.data, context=limits.context())
+    except ValidationError as exc:
+        found = [*translation.problems, *translation.rewrite(problems_from(exc, prefix=path))]
+        raise InvalidInput(source, found) from exc
+    if translation.problems:
+        raise InvalidInput(source, translation.problems)
+    return Loaded(policy, [], translation)
 
 
 def parse_recipients(

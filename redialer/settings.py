@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -86,6 +88,9 @@ class Settings(BaseSettings):
     # ---- the HTTP service ----
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    #: Keys for the `/v1` API, comma-separated; `sha256:<hex>` gives a key by its digest, so the
+    #: plain key need not be stored. Unset: the API refuses every `/v1` request (401).
+    api_keys: SecretStr | None = None
     database_url: str = "sqlite:///redialer.db"
     simulator_script: Path | None = None
     simulator_seed: int = 0
@@ -114,6 +119,18 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("REDIALER_DIALER=twilio needs " + ", ".join(missing) + " (unset)")
         return self
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            api_key_digests(value.get_secret_value())  # raises naming the bad entry, not the key
+        return value
+
+    @property
+    def api_key_digests(self) -> list[bytes]:
+        """The SHA-256 digest of every API key (what the service compares against)."""
+        return [] if self.api_keys is None else api_key_digests(self.api_keys.get_secret_value())
 
     @property
     def real_provider(self) -> bool:
@@ -165,6 +182,32 @@ class Settings(BaseSettings):
             "database": url,
             "tls": self.temporal_tls or self.temporal_api_key is not None,
         }
+
+
+#: A plain API key is at least this long: a short one could be guessed.
+MIN_API_KEY_LENGTH = 16
+_DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+
+
+def api_key_digests(text: str) -> list[bytes]:
+    """`REDIALER_API_KEYS` as SHA-256 digests. A bad entry is named by its position, never
+    shown: it may be a key."""
+    digests = []
+    for i, entry in enumerate(e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        if entry.startswith("sha256:"):
+            if not (m := _DIGEST.match(entry)):
+                raise ValueError(f"entry {i + 1} starts with sha256: but is not 64 hex digits")
+            digests.append(bytes.fromhex(m.group(1)))
+        elif len(entry) < MIN_API_KEY_LENGTH:
+            raise ValueError(
+                f"entry {i + 1} is {len(entry)} characters; an API key needs at least"
+                f" {MIN_API_KEY_LENGTH} (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        else:
+            digests.append(hashlib.sha256(entry.encode()).digest())
+    return digests
 
 
 def env_name(field: str) -> str:

@@ -333,7 +333,7 @@ def api(
     host: Annotated[str | None, typer.Option(help="Interface (REDIALER_API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (REDIALER_API_PORT).")] = None,
 ) -> None:
-    """The HTTP service: provider status callbacks and answers (and health checks)."""
+    """The HTTP service: the /v1 REST API, provider callbacks, health checks."""
     from service.app import serve
 
     settings = get_settings()

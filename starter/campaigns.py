@@ -125,6 +125,10 @@ class ControlRefused(Exception):
     """The campaign did not take a control command; the message says why."""
 
 
+class CampaignNotFound(ControlRefused):
+    """No campaign has this id."""
+
+
 async def control(
     client: Client, campaign_id: str, action: CampaignAction, *, phone: str | None = None
 ) -> ControlResult:
@@ -144,7 +148,7 @@ async def control(
             raise
         ended = await _ended(handle)
         if ended is None:
-            raise ControlRefused(f"campaign {campaign_id} not found") from exc
+            raise CampaignNotFound(f"campaign {campaign_id} not found") from exc
         raise ControlRefused(
             f"campaign {campaign_id} has ended ({ended}): {action.value} refused"
         ) from exc
@@ -194,7 +198,8 @@ async def start_single_call(
     task_queue: str,
     workflow_id: str | None = None,
 ) -> WorkflowHandle[RecipientWorkflow, RecipientResult]:
-    """One API-triggered call with retries, outside any campaign."""
+    """One API-triggered call with retries, outside any campaign. A given `workflow_id` is
+    never reused (a retried request with the same id is refused, not dialed again)."""
     return await client.start_workflow(
         RecipientWorkflow.run,
         RecipientInput(
@@ -209,7 +214,9 @@ async def start_single_call(
         ),
         id=workflow_id or f"call/{recipient.phone}/{uuid.uuid4()}",
         task_queue=task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
+        if workflow_id
+        else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         search_attributes=recipient_search_attributes(None, recipient.phone),
         static_summary=f"call {recipient.phone}",
     )

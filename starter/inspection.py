@@ -116,6 +116,22 @@ async def history(
     )
 
 
+async def call_history(
+    client: Client, workflow_id: str, *, database: str | None = None
+) -> Answer[RecipientHistory]:
+    """A single API-triggered call (no campaign), by its workflow id: live, or from its call
+    records and the workflow's result."""
+    handle = client.get_workflow_handle_for(RecipientWorkflow.run, workflow_id)
+    return await _inspect(
+        handle,
+        lambda: handle.query(RecipientWorkflow.history, **_deadline()),
+        lambda store, run: _call_from_store(store, workflow_id, run),
+        database=database,
+        missing=f"call {workflow_id!r}",
+        caveat="the next attempt is unknown",
+    )
+
+
 # ---- the live query, or why not -----------------------------------------------------------------
 
 
@@ -283,6 +299,30 @@ def _history_from_store(
         timezone=zone,
         status=status,
         attempts=attempts,
+    )
+
+
+def _call_from_store(
+    store: Store, workflow_id: str, run: _Run[RecipientResult]
+) -> RecipientHistory | None:
+    """A single call's records; its number comes from them (there is no campaign row)."""
+    rows = store.call_records_for(workflow_id)
+    if not rows:
+        return None
+    if run.result is not None:
+        status = run.result.status.value
+    elif run.closed is not None:
+        status = _name(run.closed)
+    else:
+        status = "scheduled"
+    phone = rows[0].phone
+    return RecipientHistory(
+        campaign_id=None,
+        phone=phone,
+        retry_group_id=workflow_id,
+        timezone=recipient_zone_name(own=None, phone=phone, campaign="UTC"),
+        status=status,
+        attempts=store.attempts_for(workflow_id),
     )
 
 

@@ -6,15 +6,14 @@ attempt; `watch` adds the campaign's live progress from Temporal.
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from redialer.settings import get_settings
+from starter.exports import DEFAULT_STATUSES, FORMATS, export_chunks, unknown_statuses
 from starter.output import EXIT_INVALID, console, fail, print_json
 
 if TYPE_CHECKING:
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 Database = Annotated[
     str | None, typer.Option("--database", help="Store URL (default: REDIALER_DATABASE_URL).")
 ]
-EXPORT_FORMATS = ("csv", "jsonl")
 
 
 def _store(database: str | None) -> Store:
@@ -136,7 +134,7 @@ def report(
 def export(
     campaign_id: Annotated[str, typer.Argument(help="The campaign id.")],
     status: Annotated[str, typer.Option(help="Final statuses to export, comma-separated.")] = (
-        "all_retries_exhausted,failed"
+        ",".join(DEFAULT_STATUSES)
     ),
     fmt: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
     output: Annotated[
@@ -148,71 +146,23 @@ def export(
     from redialer.outcomes import FinalStatus
 
     statuses = [s.strip() for s in status.split(",") if s.strip()]
-    known = {s.value for s in FinalStatus}
-    for i, s in enumerate(statuses):
-        if s not in known:
-            fail(
-                f"--status[{i}]: {s!r}: not a final status; use " + ", ".join(sorted(known)),
-                code=EXIT_INVALID,
-            )
-    if fmt not in EXPORT_FORMATS:
+    for i, s in unknown_statuses(statuses):
+        fail(
+            f"--status[{i}]: {s!r}: not a final status; use "
+            + ", ".join(sorted(f.value for f in FinalStatus)),
+            code=EXIT_INVALID,
+        )
+    if fmt not in FORMATS:
         fail(f"--format: {fmt!r}: use csv or jsonl", code=EXIT_INVALID)
     store = _store(database)
-    try:
-        rows = export_rows(store, campaign_id, statuses)
-    finally:
-        store.close()
     out = output.open("w", newline="") if output else sys.stdout
     try:
-        write_export(rows, fmt, out)
+        for chunk in export_chunks(store, campaign_id, statuses, fmt):
+            out.write(chunk)
     finally:
+        store.close()
         if output:
             out.close()
-
-
-def export_rows(store: Store, campaign_id: str, statuses: list[str]) -> list[dict[str, Any]]:
-    last = store.last_outcomes(campaign_id)
-    return [
-        {
-            "phone": r.phone,
-            "status": r.status,
-            "attempts": r.attempts,
-            "last_outcome": last.get(r.phone),
-            "timezone": r.zone,
-            "variables": r.variables,
-        }
-        for r in store.recipients_for_export(campaign_id, statuses)
-    ]
-
-
-def write_export(rows: list[dict[str, Any]], fmt: str, out: Any) -> None:
-    """JSON lines keep variables nested; CSV flattens them into `var.<name>` columns."""
-    if fmt == "jsonl":
-        for row in rows:
-            out.write(json.dumps(row) + "\n")
-        return
-    names = sorted({k for row in rows for k in row["variables"]})
-    writer = csv.writer(out)
-    writer.writerow(
-        ["phone", "status", "attempts", "last_outcome", "timezone", *(f"var.{n}" for n in names)]
-    )
-    for row in rows:
-        writer.writerow(
-            [
-                row["phone"],
-                row["status"],
-                row["attempts"],
-                row["last_outcome"],
-                row["timezone"],
-                *(_cell(row["variables"].get(n)) for n in names),
-            ]
-        )
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def watch(

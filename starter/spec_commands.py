@@ -78,9 +78,19 @@ def describe_strategy(spec: CampaignSpec) -> str:
     return text + jitter
 
 
-def validate(spec_path: SpecPath) -> None:
+def validate(
+    spec_path: SpecPath,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Also show how another product's settings were read, and the spec they became.",
+        ),
+    ] = False,
+) -> None:
     """Check a campaign spec: exit 0 with a summary, or exit 2 with every problem."""
-    spec = load_or_exit(spec_path).value
+    loaded = load_or_exit(spec_path)
+    spec = loaded.value
     zones = Counter(
         recipient_zone_name(own=r.timezone, phone=r.phone, campaign=spec.timezone)
         for r in spec.recipients
@@ -127,6 +137,33 @@ def validate(spec_path: SpecPath) -> None:
     ]
     for line in lines:
         console.print(line)
+    if explain:
+        _explain(loaded)
+
+
+def _explain(loaded: Loaded[CampaignSpec]) -> None:
+    """Which formats were read, each field's mapping, and the redialer spec the file became.
+
+    The recipients are counted, not listed: they are personal data, and unchanged by translation.
+    """
+    translation = loaded.translation
+    if translation is None or not translation.formats:
+        console.print("format       redialer's own (nothing translated)")
+    else:
+        console.print("format       " + ", ".join(translation.format_names))
+        console.print("mapping")
+        for line in translation.lines():
+            console.print(f"  {line}", markup=False)
+    spec = loaded.value
+    console.print(f"redialer spec (recipients left out: {len(spec.recipients)})")
+    dumped = spec.model_dump(mode="json", exclude={"recipients"})
+    print_json(
+        {
+            "campaign_id": dumped.pop("campaign_id"),
+            "long_living": dumped.pop("long_living"),
+            **dumped,
+        }
+    )
 
 
 def _outcomes(value: str) -> list[Outcome]:

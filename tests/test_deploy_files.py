@@ -93,6 +93,19 @@ def test_worker_points_at_temporal_and_postgresql():
     assert env["REDIALER_LOG_FORMAT"] == "json"
 
 
+def test_api_reaches_temporal_and_needs_keys():
+    """The API starts campaigns (Temporal), refuses to come up without keys, and is healthy only
+    when Temporal and the store answer."""
+    api = SERVICES["api"]
+    env = api["environment"]
+    assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert (
+        env["REDIALER_DATABASE_URL"] == SERVICES["worker"]["environment"]["REDIALER_DATABASE_URL"]
+    )
+    assert env["REDIALER_API_KEYS"].startswith("${REDIALER_API_KEYS:?")
+    assert "/readyz" in " ".join(api["healthcheck"]["test"])
+
+
 def test_worker_can_be_scaled():
     """No replicas, container name or host port on the worker, so `--scale worker=N` works."""
     worker = SERVICES["worker"]

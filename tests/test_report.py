@@ -14,8 +14,9 @@ from redialer.outcomes import Outcome
 from redialer.store.store import Store
 from starter import campaigns
 from starter.cli import app
+from starter.exports import export_rows
 from starter.plots import draw_report
-from starter.report_commands import campaign_report, export_rows
+from starter.report_commands import campaign_report
 
 B, N, C, V, F = (
     Outcome.BUSY,
@@ -171,7 +172,7 @@ async def test_export_round_trips_through_a_csv_reader(
     )
     (line,) = jsonl.stdout.strip().splitlines()
     assert json.loads(line)["variables"] == {"name": "n4", "score": 4}
-    assert export_rows(known, "known", ["completed"])[0]["phone"] == P[0]
+    assert list(export_rows(known, "known", ["completed"]))[0]["phone"] == P[0]
 
 
 def test_export_refuses_unknown_statuses_and_formats(sqlite_url: str):

@@ -161,10 +161,11 @@ class TwilioDialer:
         known = await asyncio.to_thread(self._calls.for_key, request.idempotency_key)
         if known is not None:
             return await self._outcome(known.call_sid)
-        found = await asyncio.to_thread(self._find, request.phone, since - CLOCK_SLACK)
+        spec = _spec_of(request)
+        caller_id = spec.caller_id or self._caller_id
+        found = await asyncio.to_thread(self._find, request.phone, caller_id, since - CLOCK_SLACK)
         if found is None:
             return None
-        spec = _spec_of(request)
         answer, voicemail = _rendered(spec, request)
         await asyncio.to_thread(
             self._calls.placed,
@@ -184,7 +185,7 @@ class TwilioDialer:
         key = request.idempotency_key
         params: dict[str, Any] = {
             "to": request.phone,
-            "from_": self._caller_id,
+            "from_": spec.caller_id or self._caller_id,
             "status_callback": status_callback_url(self._public_url, key),
             "status_callback_event": CALLBACK_EVENTS,
             "status_callback_method": "POST",
@@ -200,11 +201,11 @@ class TwilioDialer:
             params["twiml"] = answer
         return params
 
-    def _find(self, phone: str, since: datetime) -> Any | None:
-        """The oldest call to `phone` from our number created at or after `since` that redialer
+    def _find(self, phone: str, caller_id: str, since: datetime) -> Any | None:
+        """The oldest call to `phone` from `caller_id` created at or after `since` that redialer
         does not know as another attempt's (an earlier attempt's call to the same number may
         fall inside the clock slack)."""
-        calls = self._client.calls.list(to=phone, from_=self._caller_id, limit=50)
+        calls = self._client.calls.list(to=phone, from_=caller_id, limit=50)
         recent = [c for c in calls if (_aware(c.date_created) or since) >= since]
         unknown = [c for c in recent if self._calls.get(str(c.sid)) is None]
         return min(unknown, key=lambda c: _aware(c.date_created) or since) if unknown else None

@@ -380,6 +380,39 @@ class Store:
         with Session(self.engine) as session:
             return list(session.exec(query.order_by(col(CampaignRecipientRow.seq))).all())
 
+    def recipients_page(
+        self, campaign_id: str, statuses: Iterable[str] | None, *, after_seq: int, limit: int
+    ) -> list[CampaignRecipientRow]:
+        """The next `limit` recipients in list order after `after_seq`: an export of any size
+        reads page by page (keyset paging, so each page costs the same)."""
+        query = select(CampaignRecipientRow).where(
+            CampaignRecipientRow.campaign_id == campaign_id,
+            col(CampaignRecipientRow.seq) > after_seq,
+        )
+        if statuses is not None:
+            query = query.where(col(CampaignRecipientRow.status).in_(list(statuses)))
+        with Session(self.engine) as session:
+            return list(
+                session.exec(query.order_by(col(CampaignRecipientRow.seq)).limit(limit)).all()
+            )
+
+    def last_outcomes_for(self, campaign_id: str, phones: list[str]) -> dict[str, str]:
+        """The last recorded outcome of each of `phones` (one page of an export)."""
+        if not phones:
+            return {}
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(CallRecordRow.phone, CallRecordRow.attempt, CallRecordRow.outcome).where(
+                    CallRecordRow.campaign_id == campaign_id,
+                    col(CallRecordRow.phone).in_(phones),
+                )
+            ).all()
+        last: dict[str, tuple[int, str]] = {}
+        for phone, attempt, outcome in rows:
+            if phone not in last or attempt > last[phone][0]:
+                last[phone] = (attempt, outcome)
+        return {phone: outcome for phone, (_, outcome) in last.items()}
+
     def last_outcomes(self, campaign_id: str) -> dict[str, str]:
         """Each recipient's last recorded outcome."""
         latest = (
