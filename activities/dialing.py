@@ -86,6 +86,21 @@ def _parse_policy(policy_json: str) -> CampaignPolicy:
     return CampaignPolicy.model_validate_json(policy_json)
 
 
+def _checked(input: DialInput, bound: Any) -> tuple[CampaignPolicy, ZoneInfo]:
+    """The policy and zone, or a refusal that ends the recipient `failed`: an input that no
+    retry can fix (a client other than redialer's own started it with a bad policy or zone)
+    must not retry the dial forever."""
+    try:
+        return parse_policy(input.policy), load_zone(input.zone)
+    except ValueError as exc:  # pydantic's ValidationError and unknown zones included
+        bound.error("dial input refused", error=str(exc)[:500])
+        raise ApplicationError(
+            f"the recipient's policy or zone is invalid: {str(exc)[:500]}",
+            type="InvalidDialRequest",
+            non_retryable=True,
+        ) from exc
+
+
 def parse_policy(policy: dict[str, Any]) -> CampaignPolicy:
     """The policy the edge validated, parsed once per distinct policy (not once per dial)."""
     return _parse_policy(json.dumps(policy, sort_keys=True))
@@ -163,7 +178,7 @@ class DialActivities:
         phone = input.phone
         key = idempotency_key(input.campaign_id or input.retry_group_id, phone, input.attempt)
         bound = log.bind(campaign=input.campaign_id, recipient=phone, attempt=input.attempt)
-        policy, zone = parse_policy(input.policy), load_zone(input.zone)
+        policy, zone = _checked(input, bound)
         gate = await asyncio.to_thread(
             self._store.dial_gate, key, campaign_id=input.campaign_id, phone=phone
         )

@@ -22,13 +22,14 @@ PolicyJson = dict[str, JsonValue]
 
 
 class RecipientInput(BaseModel):
-    """One recipient's run. Standalone when `campaign_id` is None (a single API-triggered call).
+    """One recipient's run. Standalone when `campaign_id` is None or absent (a single
+    API-triggered call).
 
     Plain data only, checked at the edge: the number is already E.164 and `zone` already resolved
     (the recipient's own, else its number's, else the campaign's); the workflow parses nothing.
     """
 
-    campaign_id: str | None
+    campaign_id: str | None = None
     phone: str
     zone: str
     variables: dict[str, JsonValue] = {}
@@ -277,7 +278,7 @@ class CampaignControlInput(BaseModel):
 
 
 class OptOutInput(BaseModel):
-    campaign_id: str | None
+    campaign_id: str | None = None
     phone: str
 
 

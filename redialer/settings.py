@@ -203,7 +203,8 @@ def api_key_digests(text: str) -> list[bytes]:
         elif len(entry) < MIN_API_KEY_LENGTH:
             raise ValueError(
                 f"entry {i + 1} is {len(entry)} characters; an API key needs at least"
-                f" {MIN_API_KEY_LENGTH} (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+                f" {MIN_API_KEY_LENGTH} (make one with `python -c 'import secrets;"
+                " print(secrets.token_urlsafe())'`)"
             )
         else:
             digests.append(hashlib.sha256(entry.encode()).digest())

@@ -6,15 +6,42 @@ PostgreSQL tests fail, not skip, when the server is down: CI has it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
 from redialer.store.store import Store
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+#: The machine's PostgreSQL (trust auth): the `test` database, or one per pytest-xdist worker, so
+#: tests running side by side never drop each other's tables.
+SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _database_for_this_process() -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return f"{SERVER_URL}/test"
+    name = f"redialer_test_{worker}"
+    admin = create_engine(f"{SERVER_URL}/test", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:  # PostgreSQL down: the tests that need it fail, the others run
+        return f"{SERVER_URL}/test"
+    finally:
+        admin.dispose()
+    return f"{SERVER_URL}/{name}"
+
+
+POSTGRES_URL = _database_for_this_process()
 
 BOTH = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

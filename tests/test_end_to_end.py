@@ -22,12 +22,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from redialer.dialers.simulated import DialLedger
 from redialer.store.store import Store
+from tests.store_fixtures import POSTGRES_URL
 
 pytestmark = pytest.mark.devserver
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def address(env: WorkflowEnvironment) -> str:

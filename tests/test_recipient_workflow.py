@@ -301,3 +301,32 @@ async def test_an_opt_out_during_the_last_call_still_suppresses(time_skipping_en
     )
     assert (result.status, result.attempts) == (FinalStatus.COMPLETED, 1)
     assert h.store.suppression_reason(ADA) == "opted_out"
+
+
+async def test_a_bad_policy_or_zone_from_another_client_ends_failed_without_a_dial(
+    time_skipping_env: WorkflowEnvironment, harness_for
+):
+    """A client other than redialer's starter may send a policy or zone no rule accepts: the
+    recipient ends `failed` saying why, instead of retrying its dial forever, and nobody is
+    called."""
+    h = harness_for(time_skipping_env, {ADA: [C]})
+    bad_inputs = [
+        {"phone": ADA, "zone": "UTC", "policy": {"retry": {"strategy": {"type": "sometimes"}}}},
+        {"phone": ADA, "zone": "Mars/Olympus", "policy": {}},
+    ]
+    async with h.worker():
+        for i, raw in enumerate(bad_inputs):
+            result = await time_skipping_env.client.execute_workflow(
+                "RecipientWorkflow",
+                raw,  # hand-written JSON, as another SDK sends it (no campaign_id at all)
+                id=f"call/bad-{i}-{h.task_queue}",
+                task_queue=h.task_queue,
+                result_type=RecipientResult,
+                execution_timeout=timedelta(minutes=5),
+            )
+            assert result.status is FinalStatus.FAILED
+            history = await time_skipping_env.client.get_workflow_handle(
+                f"call/bad-{i}-{h.task_queue}"
+            ).query(RecipientWorkflow.history)
+            assert "invalid" in (history.final_reason or ""), history.final_reason
+    assert h.ledger.placements() == {}

@@ -17,6 +17,10 @@ retry is due, or until a signal or update gives it work.
 Control (`pause`, `resume`, `stop`, `opt_out`) comes as signals (fire and forget, for any
 Temporal client) or as the `control` update, which a validator refuses when the campaign's state
 does not allow it and which answers once the change is written and broadcast.
+
+Any Temporal client may start it (another language's SDK, the `temporal` CLI): it sets its own
+`CampaignId` search attribute when the starter did not, so `CampaignId = "..."` lists the
+campaign itself beside its recipients however it was started.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         QueuedRecipient,
         StartRecipientsInput,
     )
+    from workflows import search_attributes as sa
 
 #: Recipients stored per enqueue activity: a bounded payload (a count, and bytes of JSON).
 BATCH = 500
@@ -89,6 +94,10 @@ STOP_GRACE = timedelta(hours=2)
 STORE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+#: The patch under which a campaign started without its `CampaignId` search attribute (by a
+#: client other than redialer's starter) sets it itself. Runs that were already in flight before
+#: it replay as they were recorded, without the upsert.
+OWN_SEARCH_ATTRIBUTES = "own-search-attributes"
 
 
 @workflow.defn
@@ -116,6 +125,7 @@ class CampaignWorkflow:
 
     @workflow.run
     async def run(self, input: CampaignInput) -> CampaignResult:
+        self._set_own_search_attributes()
         while True:
             await self._wait_for_work()
             if self._controls:
@@ -148,6 +158,14 @@ class CampaignWorkflow:
             total=self._counts.total,
             by_status={k.value: v for k, v in self._counts.by_status.items()},
         )
+
+    def _set_own_search_attributes(self) -> None:
+        """`CampaignId`, unless the starter set it (redialer's does; after continue-as-new the
+        new run has it already). Decided by the run's start event alone: deterministic."""
+        if workflow.info().typed_search_attributes.get(sa.CAMPAIGN_ID) is not None:
+            return
+        if workflow.patched(OWN_SEARCH_ATTRIBUTES):
+            workflow.upsert_search_attributes([sa.CAMPAIGN_ID.value_set(self._input.campaign_id)])
 
     async def _wait_for_work(self) -> None:
         """Until there is something to do, or, while calls are under way, a reading is due."""

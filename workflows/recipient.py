@@ -11,6 +11,11 @@ before a dial is always started, even when its time has already come (a zero del
 that is handed an activation with a stale or skewed time emits exactly the commands a replay
 expects. The input is plain data (the edge validated it), so decoding it never depends on the
 versions of phonenumbers or tzdata a worker has.
+
+Any Temporal client may start it (a single call from another language's SDK or the `temporal`
+CLI): it sets the search attributes the starter did not (`CampaignId` when it has a campaign,
+`RecipientPhone`, and `CallStatus`/`AttemptCount` until its first call), so the same list queries
+find it however it was started.
 """
 
 from __future__ import annotations
@@ -56,6 +61,9 @@ DIAL_RETRY = RetryPolicy(
 PAUSE_RECHECK = timedelta(minutes=5)
 #: The shortest timer: one whose time has come still starts (see the module's docstring).
 MIN_TIMER = 0.001
+#: The patch under which a recipient started without its search attributes (by a client other
+#: than redialer) sets them itself. Runs already in flight before it replay without the upsert.
+OWN_SEARCH_ATTRIBUTES = "own-search-attributes"
 
 
 @workflow.defn
@@ -82,6 +90,7 @@ class RecipientWorkflow:
 
     @workflow.run
     async def run(self, input: RecipientInput) -> RecipientResult:
+        self._set_own_search_attributes()
         while self._final is None:
             if self._ended_by_signal():
                 break
@@ -93,6 +102,22 @@ class RecipientWorkflow:
                     continue  # a signal came first: look again
             await self._dial()
         return await self._finish()
+
+    def _set_own_search_attributes(self) -> None:
+        """The attributes redialer's starter sets, where this run was started without them.
+        Decided by the run's start event alone: deterministic."""
+        have = workflow.info().typed_search_attributes
+        wanted: list[SearchAttributeUpdate[Any]] = []
+        if self._input.campaign_id is not None and have.get(sa.CAMPAIGN_ID) is None:
+            wanted.append(sa.CAMPAIGN_ID.value_set(self._input.campaign_id))
+        if have.get(sa.RECIPIENT_PHONE) is None:
+            wanted.append(sa.RECIPIENT_PHONE.value_set(self._phone))
+        if have.get(sa.CALL_STATUS) is None:
+            wanted.append(sa.CALL_STATUS.value_set(sa.IN_PROGRESS))
+        if have.get(sa.ATTEMPT_COUNT) is None:
+            wanted.append(sa.ATTEMPT_COUNT.value_set(0))
+        if wanted and workflow.patched(OWN_SEARCH_ATTRIBUTES):
+            workflow.upsert_search_attributes(wanted)
 
     def _ended_by_signal(self) -> bool:
         if self._opted_out:
