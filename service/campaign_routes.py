@@ -17,7 +17,11 @@ from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from redialer.limits import Problem
@@ -226,7 +230,7 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
             raise ApiError(404, str(exc)) from exc
         except campaigns.ControlRefused as exc:
             raise ApiError(409, str(exc)) from exc
-        except TimeoutError as exc:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
             raise ApiError(
                 503,
                 f"no worker took the {action.value} within {CONTROL_TIMEOUT:g} s; it may still"
