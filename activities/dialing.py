@@ -38,6 +38,7 @@ from redialer.dialers.base import (
     PermanentDialError,
     idempotency_key,
 )
+from redialer.line_caps import AccountCaps
 from redialer.outcomes import FinalStatus, Outcome
 from redialer.payloads import (
     AttemptRecord,
@@ -167,9 +168,10 @@ async def _heartbeating(
 class DialActivities:
     """Side effects of one recipient: the dialer and the store are injected, tests pass fakes."""
 
-    def __init__(self, *, store: Store, dialer: Dialer) -> None:
+    def __init__(self, *, store: Store, dialer: Dialer, account: AccountCaps | None = None) -> None:
         self._store = store
         self._dialer = dialer
+        self._account = account if account else None
         self._intents = DialIntents(store)
 
     @activity.defn(name="dial")
@@ -339,8 +341,8 @@ class DialActivities:
         return result
 
     async def _release(self, input: DialInput, key: str, holds_slot: bool) -> None:
-        """The call has ended, or never began: its slot is free."""
-        if holds_slot and input.campaign_id:
+        """The call has ended, or never began: its slots are free."""
+        if holds_slot:
             await asyncio.to_thread(self._store.caps.release, input.campaign_id, key)
 
     async def _note_dialing(self, input: DialInput, since: datetime | None) -> None:
@@ -349,32 +351,36 @@ class DialActivities:
             await asyncio.to_thread(self._store.mark_dialing, input.campaign_id, input.phone, since)
 
     async def _admit(self, input: DialInput, key: str, policy: CampaignPolicy) -> bool:
-        """Through the campaign's call caps (True if it holds a call slot), or back in line:
-        Temporal retries the activity when the line says, which adds no history events and holds
-        no worker slot while waiting."""
+        """Through the campaign's call caps and the account's (True if it holds a line), or
+        back in line: Temporal retries the activity when the line says, which adds no history
+        events and holds no worker slot while waiting."""
         campaign = input.campaign_id
-        if campaign is None or not (policy.max_concurrent_calls or policy.max_calls_per_second):
+        capped = campaign is not None and bool(
+            policy.max_concurrent_calls or policy.max_calls_per_second
+        )
+        if not capped and not self._account:
             return False
         admission = await asyncio.to_thread(
             self._store.caps.admit,
             campaign,
             key,
-            max_calls=policy.max_concurrent_calls,
-            rate=policy.max_calls_per_second,
+            max_calls=policy.max_concurrent_calls if capped else None,
+            rate=policy.max_calls_per_second if capped else None,
             lease=SLOT_LEASE,
+            account=self._account,
+            priority=policy.priority,
         )
         if not admission.admitted:
             raise _busy(
-                f"{campaign}: waiting for its call caps, {admission.ahead} calls ahead in line",
+                f"{campaign or 'single call'}: waiting for a line, {admission.ahead} calls"
+                " ahead in line",
                 kind="CallCapsFull",
                 after=admission.retry_after,
             )
         return admission.holds_slot
 
     def _renewer(self, input: DialInput, key: str) -> Callable[[], None]:
-        campaign = input.campaign_id
-        assert campaign is not None
-        return lambda: self._store.caps.renew(campaign, key, SLOT_LEASE)
+        return lambda: self._store.caps.renew(input.campaign_id, key, SLOT_LEASE)
 
     @activity.defn(name="record_final")
     async def record_final(self, input: RecordFinalInput) -> None:

@@ -62,6 +62,9 @@ class CampaignPolicy(BaseModel):
     max_attempts_per_day: int | None = Field(default=None, ge=1)
     max_concurrent_calls: int | None = Field(default=None, ge=1)
     max_calls_per_second: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    #: The campaign's weight in the account's lines (REDIALER_MAX_CONCURRENT_CALLS): campaigns
+    #: waiting for lines get them in proportion to their priorities.
+    priority: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False)
     #: What an answered call does (a real provider needs it; the simulator ignores it).
     call: CallSpec | None = None
 

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from redialer.limits import MAX_RECIPIENT_BYTES_CAP, Limits
+from redialer.line_caps import AccountCaps
 
 
 class LogFormat(StrEnum):
@@ -105,6 +106,11 @@ class Settings(BaseSettings):
         default=Limits().max_recipient_bytes, ge=1024, le=MAX_RECIPIENT_BYTES_CAP
     )
     max_concurrent_activities: int = Field(default=200, ge=1)
+    #: The provider account's caps, across every campaign, single call and worker (give every
+    #: worker the same values): calls up at once (SIP channels, agents) and calls started per
+    #: second (Twilio's CPS). Each campaign's own caps apply as well.
+    max_concurrent_calls: int | None = Field(default=None, ge=1)
+    max_calls_per_second: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     #: Seconds a worker told to stop (SIGTERM, SIGINT) lets its calls in progress finish before
     #: it cuts them. At least the longest call the dialer can place: the simulator's is an
     #: answered call of up to 240 s (its DURATIONS), plus a minute to record it and report back.
@@ -131,6 +137,10 @@ class Settings(BaseSettings):
     def api_key_digests(self) -> list[bytes]:
         """The SHA-256 digest of every API key (what the service compares against)."""
         return [] if self.api_keys is None else api_key_digests(self.api_keys.get_secret_value())
+
+    @property
+    def account_caps(self) -> AccountCaps:
+        return AccountCaps(max_calls=self.max_concurrent_calls, rate=self.max_calls_per_second)
 
     @property
     def real_provider(self) -> bool:

@@ -54,6 +54,11 @@ class ProgressOut(BaseModel):
     by_status: dict[str, int]
     source: Literal["live", "store"]
     note: str | None = None
+    lines: dict[str, dict[str, int | None]] = Field(
+        default_factory=dict,
+        description="Lines in use and calls waiting for one: `campaign`, and `account` (with its"
+        " `cap`, REDIALER_MAX_CONCURRENT_CALLS, and `this_campaign`'s lines).",
+    )
 
 
 class ControlOut(BaseModel):

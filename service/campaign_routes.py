@@ -165,6 +165,9 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
         with temporal_errors(not_found=f"campaign {campaign_id!r} not found"):
             answer = await inspection.progress(client, campaign_id, database=settings.database_url)
         p = answer.value
+        lines = await asyncio.to_thread(
+            inspection.line_usage, campaign_id, database=settings.database_url
+        )
         return ProgressOut(
             campaign_id=p.campaign_id,
             state=p.state.value,
@@ -174,6 +177,7 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
             by_status=p.by_status,
             source=answer.source.value,
             note=answer.note,
+            lines=lines,
         )
 
     @router.post(

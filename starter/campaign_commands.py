@@ -227,8 +227,9 @@ def progress(
         ),
     )
     p = answer.value
+    lines = inspection.line_usage(campaign_id, database=database)
     if as_json:
-        print_json(progress_json(p) | {"source": answer.source.value})
+        print_json(progress_json(p) | {"source": answer.source.value, "lines": lines})
         return
     console.print(
         f"[bold]{p.campaign_id}[/bold] {p.state.value}: {p.final}/{p.total} final,"
@@ -236,6 +237,17 @@ def progress(
     )
     for status, n in sorted(p.by_status.items(), key=lambda kv: -kv[1]):
         console.print(f"  {status:<22} {n}")
+    if lines and (
+        lines["campaign"]["in_use"] or lines["campaign"]["waiting"] or lines["account"]["cap"]
+    ):
+        account = lines["account"]
+        cap = f"/{account['cap']}" if account["cap"] else ""
+        console.print(
+            f"  lines: {lines['campaign']['in_use']} in use, {lines['campaign']['waiting']}"
+            f" waiting for one; account: {account['in_use']}{cap} in use,"
+            f" {account['waiting']} waiting",
+            markup=False,
+        )
     _print_source(answer)
 
 

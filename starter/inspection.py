@@ -345,6 +345,36 @@ def _status(
     return "scheduled"
 
 
+def line_usage(campaign_id: str, *, database: str | None = None) -> dict[str, dict[str, Any]]:
+    """Lines in use and calls waiting for one: the campaign's, and the account's with its cap
+    (REDIALER_MAX_CONCURRENT_CALLS as this process sees it). Empty when the store cannot say."""
+    from redialer.store.call_caps import ACCOUNT
+
+    settings = get_settings()
+    url = make_url(database or settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(str(url.database or "")).exists():
+        return {}  # no store here: say nothing rather than create one
+    try:
+        store = Store(url.render_as_string(hide_password=False))
+    except SQLAlchemyError:
+        return {}
+    try:
+        mine, account = store.caps.usage(campaign_id), store.caps.usage(ACCOUNT)
+    except SQLAlchemyError:
+        return {}
+    finally:
+        store.close()
+    return {
+        "campaign": {"in_use": mine.in_use, "waiting": mine.waiting},
+        "account": {
+            "in_use": account.in_use,
+            "waiting": account.waiting,
+            "cap": settings.max_concurrent_calls,
+            "this_campaign": account.by_campaign.get(campaign_id, 0),
+        },
+    }
+
+
 async def unreachable(
     kind: str, campaign_id: str, phone: str | None, *, database: str | None, why: str
 ) -> Answer[Any]:

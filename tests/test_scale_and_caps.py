@@ -8,20 +8,28 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from sqlmodel import Session, select
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from bench.run import most_at_once
+from redialer.binaries import find_binary
 from redialer.campaign import CampaignSpec
 from redialer.dialers.simulated import DialLedger
 from redialer.payloads import CampaignResult
 from redialer.store.call_caps import LINE, dial_rate_windows
 from redialer.store.store import Store
 from starter import campaigns
+from workflows import search_attributes as sa
 
 pytestmark = pytest.mark.devserver
 
@@ -36,9 +44,17 @@ def test_overlap_counter():
 
 
 async def run_on_two_workers(
-    dev_env: WorkflowEnvironment, tmp_path: Path, spec: CampaignSpec, script: dict, speed: str
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    spec: CampaignSpec,
+    script: dict,
+    speed: str,
+    *,
+    more: Sequence[CampaignSpec] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[CampaignResult, Store]:
-    """Run the campaign on two worker processes sharing one store; returns its result and store."""
+    """Run the campaign (and `more`, side by side) on two worker processes sharing one store;
+    returns the first campaign's result (the others must complete too) and the store."""
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     (tmp_path / "script.json").write_text(json.dumps(script))
     queue = f"cap-{uuid.uuid4().hex[:8]}"
@@ -49,6 +65,7 @@ async def run_on_two_workers(
         "REDIALER_DATABASE_URL": url,
         "REDIALER_SIMULATOR_SCRIPT": str(tmp_path / "script.json"),
         "REDIALER_SIMULATOR_SPEED": speed,
+        **(extra_env or {}),
     }
     Store.open(url).close()  # tables exist before two processes race to create them
     workers = [
@@ -62,8 +79,12 @@ async def run_on_two_workers(
         for i in range(2)
     ]
     try:
-        handle = await campaigns.start_campaign(dev_env.client, spec, task_queue=queue)
-        result = await asyncio.wait_for(handle.result(), 240)
+        handles = [
+            await campaigns.start_campaign(dev_env.client, s, task_queue=queue)
+            for s in (spec, *more)
+        ]
+        results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 240)
+        result = results[0]
     finally:
         for w in workers:
             w.terminate()
@@ -77,7 +98,7 @@ async def test_concurrency_cap_holds_across_two_worker_processes(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ):
     """With two workers and slow calls, calls in progress never exceed max_concurrent_calls."""
-    phones = [f"+1415555{n:04d}" for n in range(400, 424)]
+    phones = [f"+1415555{n:04d}" for n in range(400, 414)]
     spec = CampaignSpec.model_validate(
         {
             "campaign_id": f"cap-{uuid.uuid4().hex[:6]}",
@@ -95,6 +116,45 @@ async def test_concurrency_cap_holds_across_two_worker_processes(
         peak = most_at_once([(d.claimed_at, d.finished_at) for d in dials])  # type: ignore[misc]
         assert peak <= 3, f"{peak} calls were up at once"
         assert peak == 3  # the cap is used, not just respected
+    finally:
+        store.close()
+
+
+async def test_account_lines_hold_across_campaigns_and_two_worker_processes(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+):
+    """REDIALER_MAX_CONCURRENT_CALLS=3 on two workers: two campaigns with no caps of their own
+    never have more than three calls up between them, and use all three."""
+    specs, phones = [], []
+    for name, numbers, priority in (("a", range(600, 604), 1), ("b", range(604, 608), 2)):
+        these = [f"+1415555{n:04d}" for n in numbers]
+        phones += these
+        specs.append(
+            CampaignSpec.model_validate(
+                {
+                    "campaign_id": f"lines-{name}-{uuid.uuid4().hex[:6]}",
+                    "priority": priority,
+                    "recipients": [{"phone": p} for p in these],
+                }
+            )
+        )
+    script = {p: ["completed"] for p in phones}
+    result, store = await run_on_two_workers(
+        dev_env,
+        tmp_path,
+        specs[0],
+        script,
+        speed="120",
+        more=specs[1:],
+        extra_env={"REDIALER_MAX_CONCURRENT_CALLS": "3"},
+    )
+    try:
+        assert result.by_status == {"completed": 4}
+        dials = [d for p in phones for d in DialLedger(store).dials_for(p)]
+        assert len(dials) == len(phones)  # the second campaign completed too
+        peak = most_at_once([(d.claimed_at, d.finished_at) for d in dials])  # type: ignore[misc]
+        assert peak <= 3, f"{peak} calls were up at once across the account"
+        assert peak == 3
     finally:
         store.close()
 
@@ -140,12 +200,92 @@ async def test_dial_rate_holds_across_two_worker_processes(
     assert span >= (len(phones) / tickets - 2) * seconds, span
 
 
-async def test_campaign_larger_than_the_pending_child_limit_completes(
-    dev_env: WorkflowEnvironment, harness_for
+#: Temporal's per-run limits (2,000 pending children, activities and signals by default),
+#: lowered on a server of the test's own so that a campaign past them takes seconds, not minutes.
+LOW_LIMIT = 100
+OVER_THE_LIMIT = (
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED
+)
+LOWERED = [
+    arg
+    for key in ("numPendingChildExecutions", "numPendingActivities", "numPendingSignals")
+    for arg in ("--dynamic-config-value", f"limit.{key}.error={LOW_LIMIT}")
+]
+
+
+@workflow.defn(sandboxed=False)
+class PendingActivitiesProbe:
+    """Schedules one more activity at once than the lowered limit allows."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    probe_activity, start_to_close_timeout=timedelta(seconds=30)
+                )
+                for _ in range(LOW_LIMIT + 1)
+            )
+        )
+
+
+@activity.defn
+async def probe_activity() -> None:
+    await asyncio.sleep(0.5)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def limited_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=list(sa.ALL),
+        ui=False,
+        dev_server_log_level="error",
+        dev_server_extra_args=LOWERED,
+    )
+    yield env
+    await env.shutdown()
+
+
+async def test_the_lowered_limit_is_in_force(limited_env: WorkflowEnvironment):
+    """The check below can fail: on this server a run with more pending activities than the
+    limit is refused (its workflow task fails, and it makes no progress)."""
+    queue = f"probe-{uuid.uuid4().hex[:6]}"
+    async with Worker(
+        limited_env.client,
+        task_queue=queue,
+        workflows=[PendingActivitiesProbe],
+        activities=[probe_activity],
+    ):
+        handle = await limited_env.client.start_workflow(
+            PendingActivitiesProbe.run, id=queue, task_queue=queue
+        )
+
+        async def refused() -> bool:
+            events = (await handle.fetch_history()).events
+            return any(
+                e.workflow_task_failed_event_attributes.cause == OVER_THE_LIMIT
+                for e in events
+                if e.HasField("workflow_task_failed_event_attributes")
+            )
+
+        deadline = asyncio.get_running_loop().time() + 60
+        while not await refused():
+            assert asyncio.get_running_loop().time() < deadline, "the limit was not enforced"
+            await asyncio.sleep(0.2)
+        await handle.terminate()
+
+
+async def test_campaign_larger_than_temporals_per_run_limits_completes(
+    limited_env: WorkflowEnvironment, harness_for
 ):
-    """2,100 recipients (over Temporal's 2,000 pending children) all start and finish."""
-    h = harness_for(dev_env)  # unscripted numbers: the seeded random mix, instant calls
-    phones = [f"+1312555{n:04d}" for n in range(2100)]
+    """More recipients than a run may have pending children, activities or signals (the
+    server's limits lowered to 100): all start and finish, and the campaign's history stays
+    short (recipients are top-level workflows, started in bounded pages)."""
+    h = harness_for(limited_env)  # unscripted numbers: the seeded random mix, instant calls
+    n = 3 * LOW_LIMIT + 50
+    phones = [f"+1312555{i:04d}" for i in range(n)]
     spec = CampaignSpec.model_validate(
         {
             "campaign_id": f"big-{uuid.uuid4().hex[:6]}",
@@ -153,10 +293,10 @@ async def test_campaign_larger_than_the_pending_child_limit_completes(
         }
     )
     async with h.worker():
-        handle = await campaigns.start_campaign(dev_env.client, spec, task_queue=h.task_queue)
+        handle = await campaigns.start_campaign(limited_env.client, spec, task_queue=h.task_queue)
         result = await asyncio.wait_for(handle.result(), 400)
-    assert result.total == 2100
-    assert sum(result.by_status.values()) == 2100
-    assert len(h.ledger.placements()) == 2100
+    assert result.total == n
+    assert sum(result.by_status.values()) == n
+    assert len(h.ledger.placements()) == n
     history = await handle.fetch_history()
-    assert len(history.events) < 10_000
+    assert len(history.events) < 2 * n

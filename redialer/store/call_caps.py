@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from redialer.line_caps import AccountCaps, rate_slots
 from redialer.store.tables import CallLineRow, CallSlotRow, DialTicketRow, utcnow
 
 SLOTS = CallSlotRow.__table__.c  # type: ignore[attr-defined]
@@ -52,6 +53,23 @@ def dial_rate_windows(rate: float) -> tuple[int, float]:
     return tickets, tickets / rate
 
 
+#: The account's lines (REDIALER_MAX_CONCURRENT_CALLS) and its dial-rate slots
+#: (REDIALER_MAX_CALLS_PER_SECOND) are kept as scopes no campaign id can be (ids start with a
+#: letter or digit); single calls share the account under the group SINGLE_CALLS.
+ACCOUNT = "~account"
+RATE = "~account-rate"
+SINGLE_CALLS = "~calls"
+
+
+@dataclass(frozen=True)
+class LineUsage:
+    """Lines in use and calls waiting for one (`redialer progress`, `watch`, the API)."""
+
+    in_use: int
+    waiting: int
+    by_campaign: dict[str, int]
+
+
 @dataclass(frozen=True)
 class Admission:
     """May the call go now; if not, about how many wait before it, and when to ask again."""
@@ -69,75 +87,259 @@ class CallCaps:
 
     def admit(
         self,
-        campaign_id: str,
+        campaign_id: str | None,
         holder: str,
         *,
         max_calls: int | None,
         rate: float | None,
         lease: timedelta,
         now: datetime | None = None,
+        account: AccountCaps | None = None,
+        priority: float = 1.0,
     ) -> Admission:
-        """Let `holder` (a call's idempotency key) through both caps, or keep its place in line.
-        `now` is the clock's reading unless given (tests pin it to stay inside one rate window)."""
+        """Let `holder` (a call's idempotency key) through its campaign's caps and the
+        account's, or keep its place in line. `now` is the clock's reading unless given (tests
+        pin it to stay inside one rate window)."""
         now = now or utcnow()
+        account = account if account else None
+        campaign = campaign_id if campaign_id is not None and (max_calls or rate) else None
         with self._engine.begin() as c:
-            if max_calls and self._renewed(c, campaign_id, holder, now + lease):
-                return Admission(admitted=True, holds_slot=True)  # a retried attempt: still held
-            c.execute(delete(CallSlotRow).where(_mine(SLOTS, campaign_id), SLOTS.expires_at < now))
-            c.execute(
-                delete(CallLineRow).where(
-                    _mine(LINE, campaign_id), LINE.admitted_at < now - PACE_OVER
-                )
+            renewed = (
+                campaign is not None
+                and bool(max_calls)
+                and self._renewed(c, campaign, holder, now + lease)
             )
-            seq = self._join(c, campaign_id, holder, now)
-            free = max_calls - _count(c, SLOTS, campaign_id) if max_calls else math.inf
-            window, left = None, math.inf
-            if rate:
-                per_window, seconds = dial_rate_windows(rate)
-                window = int((now - WINDOWS_FROM).total_seconds() // seconds)
-                left = per_window - self._tickets_in(c, campaign_id, window)
-            if free > 0 and left > 0:
-                slot = self._take_slot(c, campaign_id, holder, max_calls, now + lease)
-                if max_calls and slot is None:  # another worker took the last one a moment ago
-                    return self._wait(c, campaign_id, holder, now, ahead=0, after=SOONEST)
-                if window is not None and not self._take_ticket(c, campaign_id, holder, window):
-                    c.execute(delete(CallSlotRow).where(_held(SLOTS, campaign_id, holder)))
-                    return self._wait(c, campaign_id, holder, now, ahead=0, after=SOONEST)
-                c.execute(
-                    update(CallLineRow)
-                    .where(_held(LINE, campaign_id, holder))
-                    .values(admitted_at=now)
+            if account is not None and account.max_calls:
+                renewed = self._renewed(c, ACCOUNT, holder, now + lease) or renewed
+            if renewed:
+                return Admission(admitted=True, holds_slot=True)  # a retried attempt: still held
+            waits: list[tuple[str, int, float]] = []  # (scope, ahead, come back after)
+            window = None
+            if campaign is not None:
+                window, wait = self._campaign_turn(c, campaign, holder, max_calls, rate, now)
+                if wait is not None:
+                    waits.append((campaign, *wait))
+            if account is not None:
+                wait = self._account_turn(
+                    c, account, campaign_id or SINGLE_CALLS, priority, holder, now
                 )
-                return Admission(admitted=True, holds_slot=slot is not None)
-            place = self._place(c, campaign_id, seq, now)
-            after = SOONEST
-            if max_calls and free <= 0:  # until `place + 1` calls have ended
-                hold = self._mean_hold(c, campaign_id, now) or ASSUMED_HOLD
-                after = EARLY * (place + 1) * hold / max_calls
-            if window is not None and left <= 0:  # whole windows, one per `per_window` ahead
-                per_window, seconds = dial_rate_windows(rate or 1)
-                turn = window + 1 + place // per_window
-                after = max(after, (WINDOWS_FROM - now).total_seconds() + turn * seconds)
-            return self._wait(c, campaign_id, holder, now, ahead=place, after=after)
+                if wait is not None:
+                    waits.append((ACCOUNT, *wait))
+            if waits:
+                return self._wait_in(c, holder, now, waits)
+            taken: list[str] = []  # the slot scopes taken, to give back if a later one is lost
+            if campaign is not None:
+                if (
+                    max_calls
+                    and self._take_slot(c, campaign, holder, max_calls, now + lease) is None
+                ):
+                    return self._wait_in(c, holder, now, [(campaign, 0, SOONEST)])
+                if max_calls:
+                    taken.append(campaign)
+                if window is not None and not self._take_ticket(c, campaign, holder, window):
+                    self._give_back(c, taken, holder)
+                    return self._wait_in(c, holder, now, [(campaign, 0, SOONEST)])
+            if account is not None:
+                group = campaign_id or SINGLE_CALLS
+                if account.max_calls:
+                    if (
+                        self._take_slot(
+                            c, ACCOUNT, holder, account.max_calls, now + lease, group, priority
+                        )
+                        is None
+                    ):
+                        self._give_back(c, taken, holder)
+                        return self._wait_in(c, holder, now, [(ACCOUNT, 0, SOONEST)])
+                    taken.append(ACCOUNT)
+                if account.rate and not self._take_rate_slot(c, holder, account.rate, now):
+                    self._give_back(c, taken, holder)
+                    return self._wait_in(c, holder, now, [(ACCOUNT, 0, SOONEST)])
+            for scope in [s for s in (campaign, account and ACCOUNT) if s]:
+                c.execute(
+                    update(CallLineRow).where(_held(LINE, scope, holder)).values(admitted_at=now)
+                )
+            return Admission(admitted=True, holds_slot=bool(taken))
 
-    def renew(self, campaign_id: str, holder: str, lease: timedelta) -> None:
+    def _campaign_turn(
+        self,
+        c: Connection,
+        campaign_id: str,
+        holder: str,
+        max_calls: int | None,
+        rate: float | None,
+        now: datetime,
+    ) -> tuple[int | None, tuple[int, float] | None]:
+        """The campaign's own caps: (its rate window, None if a slot and ticket are free now,
+        else (calls ahead, come back after))."""
+        c.execute(delete(CallSlotRow).where(_mine(SLOTS, campaign_id), SLOTS.expires_at < now))
+        c.execute(
+            delete(CallLineRow).where(_mine(LINE, campaign_id), LINE.admitted_at < now - PACE_OVER)
+        )
+        seq = self._join(c, campaign_id, holder, now)
+        free = max_calls - _count(c, SLOTS, campaign_id) if max_calls else math.inf
+        window, left = None, math.inf
+        if rate:
+            per_window, seconds = dial_rate_windows(rate)
+            window = int((now - WINDOWS_FROM).total_seconds() // seconds)
+            left = per_window - self._tickets_in(c, campaign_id, window)
+        if free > 0 and left > 0:
+            return window, None
+        place = self._place(c, campaign_id, seq, now)
+        after = SOONEST
+        if max_calls and free <= 0:  # until `place + 1` calls have ended
+            hold = self._mean_hold(c, campaign_id, now) or ASSUMED_HOLD
+            after = EARLY * (place + 1) * hold / max_calls
+        if window is not None and left <= 0:  # whole windows, one per `per_window` ahead
+            per_window, seconds = dial_rate_windows(rate or 1)
+            turn = window + 1 + place // per_window
+            after = max(after, (WINDOWS_FROM - now).total_seconds() + turn * seconds)
+        return window, (place, after)
+
+    def _account_turn(
+        self,
+        c: Connection,
+        account: AccountCaps,
+        group: str,
+        priority: float,
+        holder: str,
+        now: datetime,
+    ) -> tuple[int, float] | None:
+        """The account's lines, shared by weight: None if this call may take one now, else
+        (calls of its own campaign ahead of it, come back after).
+
+        Each campaign with calls up or waiting is owed `cap x priority / sum of priorities`
+        lines. A campaign under its share takes a free line; one at or over it takes a free
+        line only while no campaign under its share is waiting: a large backlog never starves
+        a small campaign, and no line idles while anyone may use it."""
+        c.execute(delete(CallSlotRow).where(_mine(SLOTS, ACCOUNT), SLOTS.expires_at < now))
+        c.execute(
+            delete(CallLineRow).where(_mine(LINE, ACCOUNT), LINE.admitted_at < now - PACE_OVER)
+        )
+        seq = self._join(c, ACCOUNT, holder, now, group=group, priority=priority)
+        if not account.max_calls:
+            return None if self._rate_slot_free(c, account.rate or 1, now) else (0, SOONEST)
+        in_use = {
+            g: (n, p)
+            for g, n, p in c.execute(
+                select(SLOTS.group_id, func.count(), func.max(SLOTS.priority))
+                .where(_mine(SLOTS, ACCOUNT))
+                .group_by(SLOTS.group_id)
+            ).all()
+        }
+        waiting = {
+            g: p
+            for g, p in c.execute(
+                select(LINE.group_id, func.max(LINE.priority))
+                .where(_waiting(ACCOUNT), LINE.due_at >= now - OVERDUE)
+                .group_by(LINE.group_id)
+            ).all()
+        }
+        weights = {g: float(p or 1.0) for g, (_, p) in in_use.items()}
+        weights.update({g: float(p or 1.0) for g, p in waiting.items()})
+        weights[group] = priority
+        total = sum(weights.values())
+
+        def share(g: str) -> float:
+            return account.max_calls * weights[g] / total  # type: ignore[operator]
+
+        def using(g: str) -> int:
+            return int(in_use.get(g, (0, None))[0])
+
+        free = account.max_calls - sum(n for n, _ in in_use.values())
+        under = using(group) < share(group)
+        others_owed = any(g != group and using(g) < share(g) for g in waiting)
+        rate_ok = not account.rate or self._rate_slot_free(c, account.rate, now)
+        if free > 0 and rate_ok and (under or not others_owed):
+            return None
+        ahead = int(
+            c.execute(
+                select(func.count()).where(
+                    _waiting(ACCOUNT),
+                    LINE.group_id == group,
+                    LINE.seq < seq,
+                    LINE.due_at >= now - OVERDUE,
+                )
+            ).scalar_one()
+        )
+        if under and free > 0:
+            return ahead, SOONEST  # the rate's next second, or a line about to be ours
+        hold = self._mean_hold(c, ACCOUNT, now) or ASSUMED_HOLD
+        lines = max(1.0, share(group))
+        return ahead, EARLY * (ahead + 1) * hold / lines
+
+    def _rate_slot_free(self, c: Connection, rate: float, now: datetime) -> bool:
+        c.execute(delete(CallSlotRow).where(_mine(SLOTS, RATE), SLOTS.expires_at <= now))
+        return _count(c, SLOTS, RATE) < rate_slots(rate)[0]
+
+    def _take_rate_slot(self, c: Connection, holder: str, rate: float, now: datetime) -> bool:
+        """One of `k` starts allowed in any `w` seconds (`rate_slots`): a slot leased for `w`
+        from this start, never given back early, so no sliding window holds more than `k`."""
+        k, w = rate_slots(rate)
+        return self._take_slot(c, RATE, holder, k, now + timedelta(seconds=w)) is not None
+
+    def _give_back(self, c: Connection, scopes: list[str], holder: str) -> None:
+        for scope in scopes:
+            c.execute(delete(CallSlotRow).where(_held(SLOTS, scope, holder)))
+
+    def _wait_in(
+        self, c: Connection, holder: str, now: datetime, waits: list[tuple[str, int, float]]
+    ) -> Admission:
+        """Wait in every line that said so, for the longest of their times."""
+        after = min(LATEST, max(SOONEST, max(a for _, _, a in waits)))
+        for scope, _, _ in waits:
+            c.execute(
+                update(CallLineRow)
+                .where(_held(LINE, scope, holder))
+                .values(due_at=now + timedelta(seconds=after))
+            )
+        return Admission(admitted=False, ahead=max(n for _, n, _ in waits), retry_after=after)
+
+    def usage(self, scope: str, now: datetime | None = None) -> LineUsage:
+        """Lines in use and calls waiting for one, in a campaign or (ACCOUNT) the account."""
+        now = now or utcnow()
+        with self._engine.connect() as c:
+            in_use = int(
+                c.execute(
+                    select(func.count()).where(_mine(SLOTS, scope), SLOTS.expires_at >= now)
+                ).scalar_one()
+            )
+            waiting = int(
+                c.execute(
+                    select(func.count()).where(_waiting(scope), LINE.due_at >= now - OVERDUE)
+                ).scalar_one()
+            )
+            by_group = {
+                str(g): int(n)
+                for g, n in c.execute(
+                    select(SLOTS.group_id, func.count())
+                    .where(_mine(SLOTS, scope), SLOTS.expires_at >= now)
+                    .group_by(SLOTS.group_id)
+                ).all()
+                if g is not None
+            }
+        return LineUsage(in_use=in_use, waiting=waiting, by_campaign=by_group)
+
+    def renew(self, campaign_id: str | None, holder: str, lease: timedelta) -> None:
+        """Keep the call's slots (its campaign's and the account's) while it is up."""
         with self._engine.begin() as c:
-            self._renewed(c, campaign_id, holder, utcnow() + lease)
+            for scope in _scopes(campaign_id):
+                self._renewed(c, scope, holder, utcnow() + lease)
 
-    def release(self, campaign_id: str, holder: str) -> None:
-        """Free the call's slot, and note how long it held it: the line's pace."""
+    def release(self, campaign_id: str | None, holder: str) -> None:
+        """Free the call's slots, and note how long it held them: the lines' pace."""
         now = utcnow()
         with self._engine.begin() as c:
-            c.execute(delete(CallSlotRow).where(_held(SLOTS, campaign_id, holder)))
-            admitted = c.execute(
-                select(LINE.admitted_at).where(_held(LINE, campaign_id, holder))
-            ).scalar()
-            if admitted is not None:
-                c.execute(
-                    update(CallLineRow)
-                    .where(_held(LINE, campaign_id, holder))
-                    .values(held_seconds=(now - _aware(admitted)).total_seconds())
-                )
+            for scope in _scopes(campaign_id):
+                c.execute(delete(CallSlotRow).where(_held(SLOTS, scope, holder)))
+                admitted = c.execute(
+                    select(LINE.admitted_at).where(_held(LINE, scope, holder))
+                ).scalar()
+                if admitted is not None:
+                    c.execute(
+                        update(CallLineRow)
+                        .where(_held(LINE, scope, holder))
+                        .values(held_seconds=(now - _aware(admitted)).total_seconds())
+                    )
 
     # ---- pieces of one admission, all inside its transaction ------------------------------------
 
@@ -147,7 +349,16 @@ class CallCaps:
         )
         return bool(held.rowcount)
 
-    def _join(self, c: Connection, campaign_id: str, holder: str, now: datetime) -> int:
+    def _join(
+        self,
+        c: Connection,
+        campaign_id: str,
+        holder: str,
+        now: datetime,
+        *,
+        group: str | None = None,
+        priority: float | None = None,
+    ) -> int:
         """Join the line at its end, or keep one's place (a waiter checking in again)."""
         seq = c.execute(select(LINE.seq).where(_held(LINE, campaign_id, holder))).scalar()
         if seq is not None:
@@ -161,7 +372,14 @@ class CallCaps:
         seq = (last or 0) + 1
         c.execute(  # a racing join may take the same number: harmless, it only orders the line
             self._dialect.insert(CallLineRow.__table__)  # type: ignore[attr-defined]
-            .values(campaign_id=campaign_id, holder=holder, seq=seq, due_at=now)
+            .values(
+                campaign_id=campaign_id,
+                holder=holder,
+                seq=seq,
+                due_at=now,
+                group_id=group,
+                priority=priority,
+            )
             .on_conflict_do_nothing()
         )
         return seq
@@ -202,7 +420,14 @@ class CallCaps:
         )
 
     def _take_slot(
-        self, c: Connection, campaign_id: str, holder: str, max_calls: int | None, until: datetime
+        self,
+        c: Connection,
+        campaign_id: str,
+        holder: str,
+        max_calls: int | None,
+        until: datetime,
+        group: str | None = None,
+        priority: float | None = None,
     ) -> int | None:
         if not max_calls:
             return None
@@ -210,7 +435,14 @@ class CallCaps:
         for slot in (s for s in range(max_calls) if s not in taken):
             won = c.execute(
                 self._dialect.insert(CallSlotRow.__table__)  # type: ignore[attr-defined]
-                .values(campaign_id=campaign_id, slot=slot, holder=holder, expires_at=until)
+                .values(
+                    campaign_id=campaign_id,
+                    slot=slot,
+                    holder=holder,
+                    expires_at=until,
+                    group_id=group,
+                    priority=priority,
+                )
                 .on_conflict_do_nothing()
                 .returning(SLOTS.slot)
             ).first()
@@ -235,24 +467,6 @@ class CallCaps:
         ).first()
         return won is not None
 
-    def _wait(
-        self,
-        c: Connection,
-        campaign_id: str,
-        holder: str,
-        now: datetime,
-        *,
-        ahead: int,
-        after: float,
-    ) -> Admission:
-        after = min(LATEST, max(SOONEST, after))
-        c.execute(
-            update(CallLineRow)
-            .where(_held(LINE, campaign_id, holder))
-            .values(due_at=now + timedelta(seconds=after))
-        )
-        return Admission(admitted=False, ahead=ahead, retry_after=after)
-
 
 def _mine(columns: Any, campaign_id: str) -> Any:
     return columns.campaign_id == campaign_id
@@ -268,6 +482,10 @@ def _waiting(campaign_id: str) -> Any:
 
 def _count(c: Connection, columns: Any, campaign_id: str) -> int:
     return int(c.execute(select(func.count()).where(_mine(columns, campaign_id))).scalar_one())
+
+
+def _scopes(campaign_id: str | None) -> list[str]:
+    return [campaign_id, ACCOUNT] if campaign_id is not None else [ACCOUNT]
 
 
 def _aware(value: datetime) -> datetime:

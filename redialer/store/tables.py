@@ -202,6 +202,10 @@ class CallSlotRow(SQLModel, table=True):
     slot: int = Field(primary_key=True)
     holder: str = Field(index=True)  # the idempotency key of the call using it
     expires_at: datetime = _when(nullable=False)
+    #: On the account's lines (`campaign_id` "~account"): whose call it is (a campaign id, or
+    #: "~calls" for single calls) and that campaign's priority, for the fair share.
+    group_id: str | None = None
+    priority: float | None = None
 
 
 class DialTicketRow(SQLModel, table=True):
@@ -233,3 +237,6 @@ class CallLineRow(SQLModel, table=True):
     due_at: datetime = _when(nullable=False)  # when it was told to come back
     admitted_at: datetime | None = _when(nullable=True)  # let through; kept a while, then gone
     held_seconds: float | None = None  # how long its call held a slot (the line's pace)
+    #: On the account's line: the campaign waiting (or "~calls") and its priority.
+    group_id: str | None = None
+    priority: float | None = None
