@@ -147,7 +147,12 @@ def build_worker(
 ) -> Workers:
     """The workers with every workflow and activity; tests call this with their own pieces."""
     queue = task_queue or settings.task_queue
-    dialing = DialActivities(store=store, dialer=dialer, account=settings.account_caps)
+    dialing = DialActivities(
+        store=store,
+        dialer=dialer,
+        account=settings.account_caps,
+        line_waiters=min(settings.line_waiters, settings.max_concurrent_activities // 4),
+    )
     in_flight = InFlight()
     campaign = CampaignActivities(store=store, client=client, task_queue=queue)
     activities: list[Callable[..., Any]] = [

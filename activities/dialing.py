@@ -29,6 +29,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.line_waiting import LineWaiting
 from redialer.allowed_time import next_allowed
 from redialer.campaign import CampaignPolicy
 from redialer.dialers.base import (
@@ -50,6 +51,7 @@ from redialer.payloads import (
     RecordFinalInput,
 )
 from redialer.schedule import Final, next_step
+from redialer.store.call_caps import Admission
 from redialer.store.dial_intents import DialIntents
 from redialer.store.store import DialGate, Store
 from redialer.zones import load_zone
@@ -168,10 +170,18 @@ async def _heartbeating(
 class DialActivities:
     """Side effects of one recipient: the dialer and the store are injected, tests pass fakes."""
 
-    def __init__(self, *, store: Store, dialer: Dialer, account: AccountCaps | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        dialer: Dialer,
+        account: AccountCaps | None = None,
+        line_waiters: int = 0,
+    ) -> None:
         self._store = store
         self._dialer = dialer
         self._account = account if account else None
+        self._line_waiting = LineWaiting(line_waiters)
         self._intents = DialIntents(store)
 
     @activity.defn(name="dial")
@@ -344,6 +354,7 @@ class DialActivities:
         """The call has ended, or never began: its slots are free."""
         if holds_slot:
             await asyncio.to_thread(self._store.caps.release, input.campaign_id, key)
+            self._line_waiting.line_freed()
 
     async def _note_dialing(self, input: DialInput, since: datetime | None) -> None:
         """Calls in progress, for `redialer watch` (campaign recipients only)."""
@@ -353,23 +364,28 @@ class DialActivities:
     async def _admit(self, input: DialInput, key: str, policy: CampaignPolicy) -> bool:
         """Through the campaign's call caps and the account's (True if it holds a line), or
         back in line: Temporal retries the activity when the line says, which adds no history
-        events and holds no worker slot while waiting."""
+        events and holds no worker slot while waiting. Near the front it waits here instead
+        (activities/line_waiting.py), so a freed line is taken at once."""
         campaign = input.campaign_id
         capped = campaign is not None and bool(
             policy.max_concurrent_calls or policy.max_calls_per_second
         )
         if not capped and not self._account:
             return False
-        admission = await asyncio.to_thread(
-            self._store.caps.admit,
-            campaign,
-            key,
-            max_calls=policy.max_concurrent_calls if capped else None,
-            rate=policy.max_calls_per_second if capped else None,
-            lease=SLOT_LEASE,
-            account=self._account,
-            priority=policy.priority,
-        )
+
+        async def ask() -> Admission:
+            return await asyncio.to_thread(
+                self._store.caps.admit,
+                campaign,
+                key,
+                max_calls=policy.max_concurrent_calls if capped else None,
+                rate=policy.max_calls_per_second if capped else None,
+                lease=SLOT_LEASE,
+                account=self._account,
+                priority=policy.priority,
+            )
+
+        admission = await self._line_waiting.wait_for_turn(ask, await ask())
         if not admission.admitted:
             raise _busy(
                 f"{campaign or 'single call'}: waiting for a line, {admission.ahead} calls"

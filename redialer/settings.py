@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     #: second (Twilio's CPS). Each campaign's own caps apply as well.
     max_concurrent_calls: int | None = Field(default=None, ge=1)
     max_calls_per_second: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    #: Dials near the front of a line that wait for it inside this worker (each holds an
+    #: activity slot), so a freed line is taken at once; the rest wait in Temporal's back-off.
+    line_waiters: int = Field(default=32, ge=0)
     #: Seconds a worker told to stop (SIGTERM, SIGINT) lets its calls in progress finish before
     #: it cuts them. At least the longest call the dialer can place: the simulator's is an
     #: answered call of up to 240 s (its DURATIONS), plus a minute to record it and report back.

@@ -7,8 +7,9 @@ import asyncio
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from temporalio.activity import ActivityCancellationDetails
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.dialing import DialActivities
@@ -161,3 +162,51 @@ async def test_a_call_cut_off_on_our_side_keeps_its_slot(db: Store):
     result = await ActivityEnvironment().run(dialing.dial, call)  # the retried attempt
     assert result.attempt is not None and result.attempt.outcome is Outcome.COMPLETED
     assert admit(db, "another call", calls=1).admitted  # freed once the call ended
+
+
+async def test_the_front_of_the_line_takes_a_freed_line_inside_the_worker(db: Store):
+    """With a waiting place in the worker, the next dial does not go back to Temporal's
+    back-off: it waits at the front and takes the line the moment the call before it ends.
+    Without one (line_waiters=0) the same dial is sent back to retry later."""
+    phones = ["+16505550101", "+16505550102"]
+    policy = CampaignPolicy(max_concurrent_calls=1).model_dump(mode="json")
+
+    def call(phone: str) -> DialInput:
+        return DialInput(
+            campaign_id="c1",
+            retry_group_id=f"campaign/c1/recipient/{phone}",
+            phone=phone,
+            zone="America/Los_Angeles",
+            policy=policy,
+            attempt=1,
+        )
+
+    script = {p: [Outcome.COMPLETED] for p in phones}
+    for waiters in (0, 4):
+        with db.engine.begin() as connection:  # a fresh line for each round
+            connection.execute(delete(CallLineRow))
+        dialer = HeldDialer(SimulatedDialer(ledger=DialLedger(db), script=script, instant=True))
+        dialing = DialActivities(store=db, dialer=dialer, line_waiters=waiters)
+        first = asyncio.create_task(
+            ActivityEnvironment().run(
+                dialing.dial, call(phones[0]).model_copy(update={"attempt": 1 + waiters})
+            )
+        )
+        await asyncio.wait_for(dialer.up.wait(), timeout=10)
+        second = asyncio.create_task(
+            ActivityEnvironment().run(
+                dialing.dial, call(phones[1]).model_copy(update={"attempt": 1 + waiters})
+            )
+        )
+        if waiters == 0:
+            with pytest.raises(ApplicationError, match="waiting for a line"):
+                await second
+            dialer.hang_up.set()
+            await first
+            continue
+        await asyncio.sleep(0.5)
+        assert not second.done()  # waiting at the front, in the worker
+        dialer.hang_up.set()
+        await first
+        result = await asyncio.wait_for(second, timeout=30)  # took the freed line
+        assert result.attempt is not None and result.attempt.outcome is Outcome.COMPLETED

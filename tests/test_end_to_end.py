@@ -161,6 +161,10 @@ async def test_campaign_through_the_cli_with_call_records(
         "active": 0,
         "by_status": {"completed": 2, "voicemail_final": 1, "all_retries_exhausted": 1},
         "source": "store",  # the campaign has completed: no worker needed to answer
+        "lines": {
+            "campaign": {"in_use": 0, "waiting": 0},
+            "account": {"in_use": 0, "waiting": 0, "cap": None, "this_campaign": 0},
+        },
     }
     assert [a["outcome"] for a in history["attempts"]] == ["busy", "no_answer", "completed"]
     assert history["status"] == "completed"

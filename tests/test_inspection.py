@@ -141,6 +141,10 @@ async def test_a_finished_campaign_is_inspected_from_the_store_once_its_worker_i
         "active": 0,
         "by_status": {"completed": 1, "voicemail_final": 1},
         "source": "store",
+        "lines": {
+            "campaign": {"in_use": 0, "waiting": 0},
+            "account": {"in_use": 0, "waiting": 0, "cap": None, "this_campaign": 0},
+        },
     }
     shown = await cli(address, h.task_queue, sqlite_url, "progress", campaign_id)
     assert shown.returncode == 0, shown.stderr
@@ -205,6 +209,10 @@ async def test_a_running_campaign_whose_worker_is_gone_is_inspected_from_the_sto
             "active": 1,
             "by_status": {},
             "source": "store",
+            "lines": {
+                "campaign": {"in_use": 0, "waiting": 0},
+                "account": {"in_use": 0, "waiting": 0, "cap": None, "this_campaign": 0},
+            },
         }
     finally:
         for workflow_id in (

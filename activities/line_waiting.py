@@ -1,0 +1,67 @@
+"""Waiting at the front of a line inside the worker, so a freed line is taken at once.
+
+A dial the caps refuse goes back to Temporal, which retries it when the line says: no worker
+slot and no history events while it waits, which is what lets 20,000 calls wait on 200 lines.
+At the front that back-off is what leaves lines idle: the next call starts when its retry
+happens to fire, not when the line frees. So a dial told to come back within `NEAR` seconds, or
+among the first `capacity` in line, waits here instead, in one of at most `capacity` places on
+this worker: a call ending on this worker wakes it at once; otherwise it asks again every `POLL`
+seconds (a call ending on another worker), heartbeating, and after `HOLD` seconds it goes back to
+Temporal's back-off. Each place holds an activity slot: that is the price of a line never idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+from temporalio import activity
+
+from redialer.store.call_caps import Admission
+
+#: Only a dial this close to its turn waits in the worker.
+NEAR = 3.0
+#: How often a waiter asks again when no call ended on this worker.
+POLL = 0.2
+#: The longest a dial waits here before it goes back to Temporal's back-off.
+HOLD = 15.0
+
+
+class LineWaiting:
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._waiting = 0
+        self._freed = asyncio.Event()
+
+    def _near(self, refusal: Admission) -> bool:
+        """Its turn is close: due within NEAR seconds, or among the first in line."""
+        return refusal.retry_after <= NEAR or refusal.ahead < self._capacity
+
+    def line_freed(self) -> None:
+        """A call on this worker gave its line back: every waiter here asks at once."""
+        freed, self._freed = self._freed, asyncio.Event()
+        freed.set()
+
+    async def wait_for_turn(
+        self, ask: Callable[[], Awaitable[Admission]], first: Admission
+    ) -> Admission:
+        """The admission once this dial's turn came, or the last refusal (to back off with)."""
+        if first.admitted or not self._near(first) or self._waiting >= self._capacity:
+            return first
+        self._waiting += 1
+        try:
+            deadline = time.monotonic() + HOLD
+            admission = first
+            while time.monotonic() < deadline:
+                freed = self._freed
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(freed.wait(), timeout=min(POLL, admission.retry_after))
+                activity.heartbeat()
+                admission = await ask()
+                if admission.admitted or not self._near(admission):
+                    break
+            return admission
+        finally:
+            self._waiting -= 1
