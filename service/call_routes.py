@@ -19,7 +19,6 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from redialer.limits import Problem
 from redialer.loading import InvalidInput
 from redialer.outcomes import FinalStatus
 from redialer.settings import Settings
@@ -27,7 +26,7 @@ from service.api_models import CallCreatedOut, CallSummaryOut, ErrorOut
 from service.call_models import parse_single_call
 from service.campaign_routes import attempts_out
 from service.openapi import body_schema
-from service.requests import ApiError, invalid, read_json
+from service.requests import ApiError, invalid, needs_call, read_json
 from service.temporal_errors import temporal_errors
 from service.temporal_link import TemporalLink
 from starter import campaigns, inspection
@@ -97,17 +96,9 @@ def call_router(settings: Settings, link: TemporalLink) -> APIRouter:
         except InvalidInput as exc:
             raise invalid(exc.problems) from exc
         warnings = []
-        if settings.real_provider and call.policy.call is None:
-            raise invalid(
-                [
-                    Problem(
-                        "call",
-                        None,
-                        f"is required: this service places real calls ({settings.dialer.value});"
-                        ' say what an answered call does, e.g. {"url": "https://..."}',
-                    )
-                ]
-            )
+        missing = needs_call(settings, call.policy.call)
+        if missing is not None:
+            raise invalid([missing])
         if isinstance(data, dict) and data.get("from_number") and call.policy.call is None:
             warnings.append(
                 "from_number is not used without a `call` section (the simulated dialer has no"

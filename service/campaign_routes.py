@@ -43,7 +43,15 @@ from service.api_models import (
     RecipientsAddedOut,
 )
 from service.openapi import body_schema, csv_or_json_body
-from service.requests import ApiError, invalid, is_json, media_type, read_json, spool_body
+from service.requests import (
+    ApiError,
+    invalid,
+    is_json,
+    media_type,
+    needs_call,
+    read_json,
+    spool_body,
+)
 from service.temporal_errors import temporal_errors
 from service.temporal_link import TemporalLink
 from starter import campaigns, inspection
@@ -114,17 +122,7 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
         except InvalidInput as exc:
             raise invalid(exc.problems) from exc
         spec = loaded.value
-        problems = []
-        if settings.real_provider and spec.call is None:
-            problems.append(
-                Problem(
-                    "call",
-                    None,
-                    f"is required: this service places real calls ({settings.dialer.value}), so"
-                    ' say what an answered call does, e.g. {"twiml": "<Response><Say>Hello'
-                    ' {{name}}</Say></Response>"}',
-                )
-            )
+        problems = [p for p in [needs_call(settings, spec.call)] if p is not None]
         if not spec.long_living and not spec.recipients:
             problems.append(
                 Problem("recipients", [], "a fixed campaign needs at least one recipient")
@@ -194,7 +192,7 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
     async def add_recipients(campaign_id: CampaignIdPath, request: Request) -> RecipientsAddedOut:
         campaign_id = _campaign_id(campaign_id)
         kind = media_type(request)
-        if not is_json(request) and kind != "text/csv":
+        if not is_json(kind) and kind != "text/csv":
             raise ApiError(
                 415, f"Content-Type {kind or '(none)'!r}: send application/json or text/csv"
             )

@@ -18,7 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from redialer.call_spec import CallSpec
 from redialer.limits import Problem
+from redialer.settings import Settings
 from service.api_models import ErrorOut, problem_out
 
 #: The largest JSON body (a campaign spec, a recipient list): a bigger list goes to
@@ -89,20 +91,34 @@ def install_error_handlers(app: FastAPI) -> None:
         return ApiError(exc.status_code, str(exc.detail)).response()
 
 
-def _media_type(request: Request) -> str:
+def media_type(request: Request) -> str:
+    """The Content-Type without its parameters (`text/csv; charset=utf-8` is `text/csv`)."""
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _is_json(media_type: str) -> bool:
-    return media_type == "application/json" or media_type.endswith("+json")
+def is_json(kind: str) -> bool:
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def needs_call(settings: Settings, call: CallSpec | None) -> Problem | None:
+    """A real provider places real calls: what an answered call does must be said."""
+    if not settings.real_provider or call is not None:
+        return None
+    return Problem(
+        "call",
+        None,
+        f"is required: this service places real calls ({settings.dialer.value}); say what an"
+        ' answered call does, e.g. {"twiml": "<Response><Say>Hello {{name}}</Say></Response>"}'
+        ' or {"url": "https://..."}',
+    )
 
 
 async def read_json(request: Request, *, limit: int = MAX_JSON_BYTES) -> Any:
     """The body as JSON: 415 unless it says it is JSON, 413 past `limit` (counted as it
     arrives, whatever Content-Length claims), 422 naming the line and column if it is not."""
-    media_type = _media_type(request)
-    if not _is_json(media_type):
-        raise ApiError(415, f"Content-Type {media_type or '(none)'!r}: send application/json")
+    kind = media_type(request)
+    if not is_json(kind):
+        raise ApiError(415, f"Content-Type {kind or '(none)'!r}: send application/json")
     body = await _read_bounded(request, limit)
     try:
         return json.loads(body)
@@ -111,6 +127,8 @@ async def read_json(request: Request, *, limit: int = MAX_JSON_BYTES) -> Any:
     except json.JSONDecodeError as exc:
         rule = f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         raise invalid([Problem("", "(body)", rule)]) from exc
+    except RecursionError as exc:  # [[[[...]]]] thousands deep
+        raise invalid([Problem("", "(body)", "is nested too deeply")]) from exc
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:
@@ -139,11 +157,3 @@ async def spool_body(request: Request) -> IO[bytes]:
         spool.write(chunk)
     spool.seek(0)
     return spool
-
-
-def media_type(request: Request) -> str:
-    return _media_type(request)
-
-
-def is_json(request: Request) -> bool:
-    return _is_json(_media_type(request))

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -185,3 +186,25 @@ def _sabotaged_worker() -> None:
 
 if __name__ == "__main__":
     _sabotaged_worker()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`redialer api` in its own process, as an operator runs it; its log in `log`."""
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from starter.cli import main; main()", "api"]
+            + ["--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+        )
+    finally:
+        out.close()

@@ -26,8 +26,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from redialer.dialers.simulated import DialLedger
 from redialer.store.store import Store
-from tests.fault_helpers import DEADLINE, ROOT, WorkerProcess, bad_log_lines, worker_env
-from tests.test_twilio_calls import free_port
+from tests.fault_helpers import (
+    DEADLINE,
+    WorkerProcess,
+    bad_log_lines,
+    free_port,
+    start_api,
+    worker_env,
+)
 
 KEY = "e2e-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -66,16 +72,7 @@ class Service:
         self.store = Store.open(self.database_url)
         self.ledger = DialLedger(self.store)
         self.log = tmp / "api.log"
-        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
-        self.api = subprocess.Popen(
-            [sys.executable, "-c", "from starter.cli import main; main()", "api"]
-            + ["--port", str(self.port)],
-            env=self.env,
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-        )
-        out.close()
+        self.api = start_api(self.env, self.port, self.log)
         self.worker = WorkerProcess(self.env, tmp / "worker.log").start()
 
     async def ready(self) -> None:

@@ -193,6 +193,12 @@ async def test_wrong_content_types_and_broken_json(api: httpx.AsyncClient) -> No
     assert "line 1 column" in response.json()["problems"][0]["rule"]
     response = await api.post("/v1/calls", json=[1, 2], headers=AUTH)
     assert response.status_code == 422
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = await api.post(
+        "/v1/calls", content=deep, headers=AUTH | {"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert "nested too deeply" in response.json()["problems"][0]["rule"]
     response = await api.post(
         "/v1/campaigns/c1/recipients",
         content=b"phone\n+1",
@@ -302,3 +308,25 @@ def test_a_single_call_takes_each_products_retry_setting() -> None:
     )
     assert call.policy.call is not None and call.policy.call.caller_id == "+14155550100"
     assert (call.recipient.timezone, call.policy.timezone) == ("Europe/Paris", "Europe/Paris")
+
+
+async def test_a_real_provider_needs_a_call_section(store: Store) -> None:
+    """With Twilio placing real calls, a campaign or call that does not say what an answered
+    call does is refused before anything starts, naming `call`."""
+    settings = Settings(
+        api_keys=KEY,
+        dialer="twilio",
+        twilio_account_sid="AC" + "0" * 32,
+        twilio_auth_token="token",
+        caller_id="+14155550100",
+        public_url="https://dialer.example.com",
+    )
+    app = create_app(settings, store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+        for path, body in (
+            ("/v1/campaigns", spec("needs-call")),
+            ("/v1/calls", {"to_number": "+16505550199"}),
+        ):
+            response = await c.post(path, json=body, headers=AUTH)
+            assert response.status_code == 422, response.text
+            assert [p["path"] for p in response.json()["problems"]] == ["call"]

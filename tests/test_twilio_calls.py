@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -30,20 +27,13 @@ from redialer.store.store import Store
 from redialer.store.tables import ProviderCallbackRow
 from starter import campaigns
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from tests.fault_helpers import WorkerProcess, bad_log_lines, until
+from tests.fault_helpers import WorkerProcess, bad_log_lines, free_port, start_api, until
 from workflows.ids import recipient_workflow_id
 
 pytestmark = pytest.mark.devserver
 
-ROOT = Path(__file__).resolve().parent.parent
 CALLER = "+15550009999"
 Play = Callable[[FakeTwilio, str], Awaitable[list[int]]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -78,16 +68,7 @@ class Service:
         }
         self.store = Store.open(self.database_url)
         self.log = tmp / "api.log"
-        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
-        self.api = subprocess.Popen(
-            [sys.executable, "-c", "from starter.cli import main; main()", "api"]
-            + ["--port", str(self.port)],
-            env=self.env,
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-        )
-        out.close()
+        self.api = start_api(self.env, self.port, self.log)
 
     async def ready(self) -> None:
         async def up() -> bool:
