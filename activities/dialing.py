@@ -385,7 +385,8 @@ class DialActivities:
                 priority=policy.priority,
             )
 
-        admission = await self._line_waiting.wait_for_turn(ask, await ask())
+        first = await ask()
+        admission = await self._line_waiting.wait_for_turn(ask, first)
         if not admission.admitted:
             raise _busy(
                 f"{campaign or 'single call'}: waiting for a line, {admission.ahead} calls"
@@ -393,7 +394,18 @@ class DialActivities:
                 kind="CallCapsFull",
                 after=admission.retry_after,
             )
+        if not first.admitted and await self._changed_while_waiting(input, key):
+            # Stopped, paused or opted out while it waited here: give the line back, and let
+            # the retried dial read the store again from the start (it skips, or ends DND).
+            await self._release(input, key, admission.holds_slot)
+            raise _busy("changed while waiting for a line", kind="CallCapsFull", after=0.1)
         return admission.holds_slot
+
+    async def _changed_while_waiting(self, input: DialInput, key: str) -> bool:
+        gate = await asyncio.to_thread(
+            self._store.dial_gate, key, campaign_id=input.campaign_id, phone=input.phone
+        )
+        return bool(_skip_reason(gate) is not None or gate.suppressed is not None or gate.recorded)
 
     def _renewer(self, input: DialInput, key: str) -> Callable[[], None]:
         return lambda: self._store.caps.renew(input.campaign_id, key, SLOT_LEASE)

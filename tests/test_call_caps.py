@@ -210,3 +210,40 @@ async def test_the_front_of_the_line_takes_a_freed_line_inside_the_worker(db: St
         await first
         result = await asyncio.wait_for(second, timeout=30)  # took the freed line
         assert result.attempt is not None and result.attempt.outcome is Outcome.COMPLETED
+
+
+async def test_a_number_opted_out_while_waiting_at_the_front_is_not_called(db: Store):
+    """The store is read again once the line is taken: a number opted out (or a campaign
+    stopped) while its dial waited in the worker gives the line back and is never dialed."""
+    phones = ["+16505550111", "+16505550112"]
+    policy = CampaignPolicy(max_concurrent_calls=1).model_dump(mode="json")
+    calls = [
+        DialInput(
+            campaign_id="c2",
+            retry_group_id=f"campaign/c2/recipient/{p}",
+            phone=p,
+            zone="America/Los_Angeles",
+            policy=policy,
+            attempt=1,
+        )
+        for p in phones
+    ]
+    ledger = DialLedger(db)
+    script = {p: [Outcome.COMPLETED] for p in phones}
+    dialer = HeldDialer(SimulatedDialer(ledger=ledger, script=script, instant=True))
+    dialing = DialActivities(store=db, dialer=dialer, line_waiters=4)
+    first = asyncio.create_task(ActivityEnvironment().run(dialing.dial, calls[0]))
+    await asyncio.wait_for(dialer.up.wait(), timeout=10)
+    second = asyncio.create_task(ActivityEnvironment().run(dialing.dial, calls[1]))
+    await asyncio.sleep(0.5)
+    assert not second.done()  # waiting at the front
+    db.suppress(phones[1], "opted_out", "c2")
+    dialer.hang_up.set()
+    await first
+    with pytest.raises(ApplicationError, match="changed while waiting"):
+        await asyncio.wait_for(second, timeout=30)
+    assert ledger.dials_for(phones[1]) == []
+    retried = await ActivityEnvironment().run(dialing.dial, calls[1])
+    assert retried.skipped is not None and retried.skipped.value == "opted_out"
+    assert ledger.dials_for(phones[1]) == []
+    assert db.caps.usage("c2").in_use == 0  # the line was given back

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlmodel import Session
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
@@ -22,6 +23,7 @@ from redialer.payloads import (
 from redialer.recipients import Recipient
 from redialer.store.dial_intents import DialIntents
 from redialer.store.store import Store
+from redialer.store.tables import CallLineRow
 from starter import campaigns
 from tests.dialers import HeldDialer
 from workflows import search_attributes as sa
@@ -632,7 +634,7 @@ async def test_a_cancel_reaches_a_recipient_waiting_for_a_line(time_skipping_env
             second = client.get_workflow_handle_for(
                 RecipientWorkflow.run, recipient_workflow_id(s.campaign_id, other)
             )
-            await _until_waiting_for_a_line(time_skipping_env, second)
+            await _until_waiting_for_a_line(h.store, s.campaign_id, other)
             await second.signal(RecipientWorkflow.cancel)
             try:  # while the line is still busy: the call up has not been hung up
                 result = await asyncio.wait_for(second.result(), timeout=60)
@@ -653,15 +655,17 @@ async def _first_dialing(store: Store, campaign_id: str, phones: list[str]) -> s
     raise AssertionError("nobody dialed")
 
 
-async def _until_waiting_for_a_line(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:  # type: ignore[type-arg]
-    """Until its dial activity has been turned back by the call caps at least once."""
+async def _until_waiting_for_a_line(store: Store, campaign_id: str, phone: str) -> None:
+    """Until its dial stands in the campaign's line (waiting inside the worker, or sent back
+    to retry later)."""
+    key = f"{campaign_id}:{phone}:1"
     for _ in range(1200):
-        description = await handle.describe()
-        pending = description.raw_description.pending_activities
-        if pending and pending[0].attempt > 1:
+        with Session(store.engine) as session:
+            row = session.get(CallLineRow, (campaign_id, key))
+        if row is not None and row.admitted_at is None:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{handle.id} never waited for a line")
+    raise AssertionError(f"{key} never waited for a line")
 
 
 def test_recipient_batches_are_bounded_in_bytes_as_well_as_in_count():
