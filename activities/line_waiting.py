@@ -8,6 +8,8 @@ among the first `capacity` in line, waits here instead, in one of at most `capac
 this worker: a call ending on this worker wakes it at once; otherwise it asks again every `POLL`
 seconds (a call ending on another worker), heartbeating, and after `HOLD` seconds it goes back to
 Temporal's back-off. Each place holds an activity slot: that is the price of a line never idle.
+Its heartbeat says "waiting for a line" (the Web UI shows it on the pending dial; a dial in the
+back-off shows the same words as its last failure).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class LineWaiting:
                 freed = self._freed
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(freed.wait(), timeout=min(POLL, admission.retry_after))
-                activity.heartbeat()
+                activity.heartbeat(f"waiting for a line, {admission.ahead} calls ahead")
                 admission = await ask()
                 if admission.admitted or not self._near(admission):
                     break

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from redialer.payloads import CampaignProgress, CampaignState, RecipientHistory
 from redialer.settings import get_settings
+from redialer.store.call_caps import ACCOUNT, LineUsage
 from redialer.store.store import Store
 from starter import campaigns
 from starter.client import connect
@@ -32,7 +33,17 @@ async def _next_retries(client, store: Store, campaign_id: str) -> list[Recipien
     return sorted(waiting, key=lambda r: r.next_attempt.at)[:5]  # type: ignore[union-attr]
 
 
-def _view(p: CampaignProgress, calls_up: int, upcoming: list[RecipientHistory]) -> Group:
+def _lines(store: Store, campaign_id: str) -> tuple[LineUsage, LineUsage]:
+    """The campaign's lines and the account's (in use, waiting for one)."""
+    return store.caps.usage(campaign_id), store.caps.usage(ACCOUNT)
+
+
+def _view(
+    p: CampaignProgress,
+    calls_up: int,
+    upcoming: list[RecipientHistory],
+    lines: tuple[LineUsage, LineUsage],
+) -> Group:
     bar = Progress(
         TextColumn(f"[bold]{p.campaign_id}[/bold] {p.state.value}"),
         BarColumn(),
@@ -44,6 +55,15 @@ def _view(p: CampaignProgress, calls_up: int, upcoming: list[RecipientHistory]) 
     counts.add_column("recipients", justify="right")
     counts.add_row("calls in progress", str(calls_up))
     counts.add_row("waiting / queued", f"{p.active - calls_up} / {p.queued}")
+    mine, account = lines
+    if mine.in_use or mine.waiting:
+        counts.add_row("lines in use / waiting for one", f"{mine.in_use} / {mine.waiting}")
+    cap = get_settings().max_concurrent_calls
+    if cap or account.in_use or account.waiting:
+        counts.add_row(
+            "account lines in use / waiting",
+            f"{account.in_use}{f'/{cap}' if cap else ''} / {account.waiting}",
+        )
     for status, n in sorted(p.by_status.items(), key=lambda kv: -kv[1]):
         counts.add_row(status, str(n))
     due = Table(box=None, show_header=True, header_style="bold", title="next retries due")
@@ -69,7 +89,9 @@ async def _watch(campaign_id: str, address: str, store: Store, every: float) -> 
         while True:
             p = await campaigns.progress(client, campaign_id)
             calls_up = await asyncio.to_thread(store.calls_in_progress, campaign_id)
-            live.update(_view(p, calls_up, await _next_retries(client, store, campaign_id)))
+            lines = await asyncio.to_thread(_lines, store, campaign_id)
+            upcoming = await _next_retries(client, store, campaign_id)
+            live.update(_view(p, calls_up, upcoming, lines))
             ended = p.state in (CampaignState.COMPLETED, CampaignState.STOPPED)
             if ended and p.final >= p.total:
                 return p

@@ -150,3 +150,23 @@ def test_progress_shows_lines_in_use_and_waiting(db: Store):
         "cap": None,
         "this_campaign": 1,
     }
+
+
+def test_watch_shows_the_lines():
+    """`redialer watch` shows the campaign's lines and the account's, in use and waiting."""
+    from rich.console import Console
+
+    from redialer.payloads import CampaignProgress, CampaignState
+    from redialer.store.call_caps import LineUsage
+    from starter.watch import _view
+
+    progress = CampaignProgress(
+        campaign_id="a", state=CampaignState.RUNNING, total=10, final=2, active=5, queued=3,
+        by_status={},
+    )  # fmt: skip
+    view = _view(progress, 2, [], (LineUsage(2, 3, {"a": 2}), LineUsage(2, 7, {"a": 2})))
+    console = Console(record=True, width=120)
+    console.print(view)
+    text = console.export_text()
+    assert "lines in use / waiting for one" in text and "2 / 3" in text
+    assert "account lines in use / waiting" in text and "2 / 7" in text
