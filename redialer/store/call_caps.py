@@ -41,6 +41,9 @@ PACE_OVER = timedelta(minutes=5)
 #: A waiter this long past the time it was told to come back has gone (its workflow ended, its
 #: campaign paused): found at the head of the line, it leaves it.
 OVERDUE = timedelta(seconds=30)
+#: A campaign under its share of the account's lines keeps a free line waiting for it only if
+#: one of its calls will ask within this long.
+ASKS_SOON = timedelta(seconds=2)
 #: Dial-rate windows are numbered from here (see DialTicketRow.window).
 WINDOWS_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -215,6 +218,9 @@ class CallCaps:
         c.execute(
             delete(CallLineRow).where(_mine(LINE, ACCOUNT), LINE.admitted_at < now - PACE_OVER)
         )
+        c.execute(  # waiters long past their time have gone (a stopped campaign's, say)
+            delete(CallLineRow).where(_waiting(ACCOUNT), LINE.due_at < now - OVERDUE)
+        )
         seq = self._join(c, ACCOUNT, holder, now, group=group, priority=priority)
         if not account.max_calls:
             return None if self._rate_slot_free(c, account.rate or 1, now) else (0, SOONEST)
@@ -227,15 +233,15 @@ class CallCaps:
             ).all()
         }
         waiting = {
-            g: p
-            for g, p in c.execute(
-                select(LINE.group_id, func.max(LINE.priority))
-                .where(_waiting(ACCOUNT), LINE.due_at >= now - OVERDUE)
+            g: (p, soonest)
+            for g, p, soonest in c.execute(
+                select(LINE.group_id, func.max(LINE.priority), func.min(LINE.due_at))
+                .where(_waiting(ACCOUNT))
                 .group_by(LINE.group_id)
             ).all()
         }
         weights = {g: float(p or 1.0) for g, (_, p) in in_use.items()}
-        weights.update({g: float(p or 1.0) for g, p in waiting.items()})
+        weights.update({g: float(p or 1.0) for g, (p, _) in waiting.items()})
         weights[group] = priority
         total = sum(weights.values())
 
@@ -247,7 +253,12 @@ class CallCaps:
 
         free = account.max_calls - sum(n for n, _ in in_use.values())
         under = using(group) < share(group)
-        others_owed = any(g != group and using(g) < share(g) for g in waiting)
+        # A line is kept for a campaign under its share only if it will ask within ASKS_SOON:
+        # one whose waiters come back in minutes must not leave lines idle meanwhile.
+        others_owed = any(
+            g != group and using(g) < share(g) and _aware(soonest) <= now + ASKS_SOON
+            for g, (_, soonest) in waiting.items()
+        )
         rate_ok = not account.rate or self._rate_slot_free(c, account.rate, now)
         if free > 0 and rate_ok and (under or not others_owed):
             return None
