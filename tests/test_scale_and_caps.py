@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from redialer.binaries import find_binary
 from redialer.campaign import CampaignSpec
 from redialer.dialers.simulated import DialLedger
 from redialer.payloads import CampaignResult
-from redialer.store.call_caps import LINE, dial_rate_windows
+from redialer.store.call_caps import ACCOUNT, LINE, dial_rate_windows
 from redialer.store.store import Store
 from starter import campaigns
 from workflows import search_attributes as sa
@@ -52,9 +52,11 @@ async def run_on_two_workers(
     *,
     more: Sequence[CampaignSpec] = (),
     extra_env: dict[str, str] | None = None,
+    before_more: Callable[[Store], Awaitable[object]] | None = None,
 ) -> tuple[CampaignResult, Store]:
-    """Run the campaign (and `more`, side by side) on two worker processes sharing one store;
-    returns the first campaign's result (the others must complete too) and the store."""
+    """Run the campaign (and `more`, side by side, once `before_more` returns) on two worker
+    processes sharing one store; returns the first campaign's result (the others must complete
+    too) and the store."""
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     (tmp_path / "script.json").write_text(json.dumps(script))
     queue = f"cap-{uuid.uuid4().hex[:8]}"
@@ -79,9 +81,15 @@ async def run_on_two_workers(
         for i in range(2)
     ]
     try:
-        handles = [
-            await campaigns.start_campaign(dev_env.client, s, task_queue=queue)
-            for s in (spec, *more)
+        handles = [await campaigns.start_campaign(dev_env.client, spec, task_queue=queue)]
+        if before_more is not None:
+            watching = Store(url)
+            try:
+                await asyncio.wait_for(before_more(watching), 120)
+            finally:
+                watching.close()
+        handles += [
+            await campaigns.start_campaign(dev_env.client, s, task_queue=queue) for s in more
         ]
         results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 240)
         result = results[0]
@@ -124,21 +132,26 @@ async def test_account_lines_hold_across_campaigns_and_two_worker_processes(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ):
     """REDIALER_MAX_CONCURRENT_CALLS=3 on two workers: two campaigns with no caps of their own
-    never have more than three calls up between them, and use all three."""
-    specs, phones = [], []
-    for name, numbers, priority in (("a", range(600, 604), 1), ("b", range(604, 608), 2)):
-        these = [f"+1415555{n:04d}" for n in numbers]
-        phones += these
-        specs.append(
-            CampaignSpec.model_validate(
-                {
-                    "campaign_id": f"lines-{name}-{uuid.uuid4().hex[:6]}",
-                    "priority": priority,
-                    "recipients": [{"phone": p} for p in these],
-                }
-            )
+    never have more than three calls up between them, and use all three. A small campaign
+    started while a large one fills every line and has a backlog gets its share at once: it is
+    done long before the large one, not behind its whole backlog."""
+    big = [f"+1415555{n:04d}" for n in range(600, 621)]
+    small = [f"+1415555{n:04d}" for n in range(621, 623)]
+    specs = [
+        CampaignSpec.model_validate(
+            {
+                "campaign_id": f"lines-{name}-{uuid.uuid4().hex[:6]}",
+                "recipients": [{"phone": p} for p in phones],
+            }
         )
-    script = {p: ["completed"] for p in phones}
+        for name, phones in (("big", big), ("small", small))
+    ]
+
+    async def lines_full(store: Store) -> None:
+        while store.caps.usage(ACCOUNT).in_use < 3:
+            await asyncio.sleep(0.05)
+
+    script = {p: ["completed"] for p in big + small}
     result, store = await run_on_two_workers(
         dev_env,
         tmp_path,
@@ -147,14 +160,24 @@ async def test_account_lines_hold_across_campaigns_and_two_worker_processes(
         speed="120",
         more=specs[1:],
         extra_env={"REDIALER_MAX_CONCURRENT_CALLS": "3"},
+        before_more=lines_full,
     )
     try:
-        assert result.by_status == {"completed": 4}
-        dials = [d for p in phones for d in DialLedger(store).dials_for(p)]
-        assert len(dials) == len(phones)  # the second campaign completed too
+        assert result.by_status == {"completed": len(big)}
+        ledger = DialLedger(store)
+        big_dials = [d for p in big for d in ledger.dials_for(p)]
+        small_dials = [d for p in small for d in ledger.dials_for(p)]
+        assert len(big_dials) == len(big) and len(small_dials) == len(small)
+        dials = big_dials + small_dials
         peak = most_at_once([(d.claimed_at, d.finished_at) for d in dials])  # type: ignore[misc]
         assert peak <= 3, f"{peak} calls were up at once across the account"
         assert peak == 3
+        small_done = max(d.finished_at for d in small_dials)  # type: ignore[type-var]
+        not_started = [d for d in big_dials if d.claimed_at > small_done]
+        assert len(not_started) >= 5, (
+            f"the small campaign finished with only {len(not_started)} of the large one's"
+            " calls still to go: it waited behind the backlog"
+        )
     finally:
         store.close()
 
