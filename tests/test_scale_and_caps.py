@@ -172,7 +172,7 @@ async def test_account_lines_hold_across_campaigns_and_two_worker_processes(
         peak = most_at_once([(d.claimed_at, d.finished_at) for d in dials])  # type: ignore[misc]
         assert peak <= 3, f"{peak} calls were up at once across the account"
         assert peak == 3
-        small_done = max(d.finished_at for d in small_dials)  # type: ignore[type-var]
+        small_done = max(d.finished_at for d in small_dials if d.finished_at is not None)
         not_started = [d for d in big_dials if d.claimed_at > small_done]
         assert len(not_started) >= 5, (
             f"the small campaign finished with only {len(not_started)} of the large one's"
