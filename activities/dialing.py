@@ -385,8 +385,16 @@ class DialActivities:
                 priority=policy.priority,
             )
 
+        async def may_be_free() -> bool:
+            return await asyncio.to_thread(
+                self._store.caps.line_may_be_free,
+                campaign,
+                max_calls=policy.max_concurrent_calls if capped else None,
+                account=self._account,
+            )
+
         first = await ask()
-        admission = await self._line_waiting.wait_for_turn(ask, first)
+        admission = await self._line_waiting.wait_for_turn(ask, first, may_be_free)
         if not admission.admitted:
             raise _busy(
                 f"{campaign or 'single call'}: waiting for a line, {admission.ahead} calls"

@@ -47,9 +47,14 @@ class LineWaiting:
         freed.set()
 
     async def wait_for_turn(
-        self, ask: Callable[[], Awaitable[Admission]], first: Admission
+        self,
+        ask: Callable[[], Awaitable[Admission]],
+        first: Admission,
+        may_be_free: Callable[[], Awaitable[bool]] | None = None,
     ) -> Admission:
-        """The admission once this dial's turn came, or the last refusal (to back off with)."""
+        """The admission once this dial's turn came, or the last refusal (to back off with).
+        `may_be_free` is a cheap read-only look: between local wake-ups the dial asks again
+        (a write) only when a line looks free."""
         if first.admitted or not self._near(first) or self._waiting >= self._capacity:
             return first
         self._waiting += 1
@@ -58,9 +63,13 @@ class LineWaiting:
             admission = first
             while time.monotonic() < deadline:
                 freed = self._freed
+                woken = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(freed.wait(), timeout=min(POLL, admission.retry_after))
+                    woken = True
                 activity.heartbeat(f"waiting for a line, {admission.ahead} calls ahead")
+                if not woken and may_be_free is not None and not await may_be_free():
+                    continue
                 admission = await ask()
                 if admission.admitted or not self._near(admission):
                     break

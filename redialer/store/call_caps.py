@@ -305,6 +305,23 @@ class CallCaps:
             )
         return Admission(admitted=False, ahead=max(n for _, n, _ in waits), retry_after=after)
 
+    def line_may_be_free(
+        self, campaign_id: str | None, *, max_calls: int | None, account: AccountCaps | None
+    ) -> bool:
+        """Whether a slot looks free in every cap that has slots (read only: what a dial
+        waiting at the front checks before it asks again, so waiting costs no writes)."""
+        now = utcnow()
+        with self._engine.connect() as c:
+            for scope, cap in ((campaign_id, max_calls), (ACCOUNT, account and account.max_calls)):
+                if scope is None or not cap:
+                    continue
+                taken = c.execute(
+                    select(func.count()).where(_mine(SLOTS, scope), SLOTS.expires_at >= now)
+                ).scalar_one()
+                if int(taken) >= cap:
+                    return False
+        return True
+
     def usage(self, scope: str, now: datetime | None = None) -> LineUsage:
         """Lines in use and calls waiting for one, in a campaign or (ACCOUNT) the account."""
         now = now or utcnow()
