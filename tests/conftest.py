@@ -91,15 +91,22 @@ async def _any_open(client: Client) -> bool:
 
 @pytest_asyncio.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
+    env = await start_dev_server()
+    yield env
+    await env.shutdown()
+
+
+async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
+    """The local dev server (no UI, search attributes registered); `extra_args` for its CLI,
+    e.g. `--dynamic-config-value KEY=VALUE`."""
+    return await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=list(sa.ALL),
         ui=False,
         dev_server_log_level="error",
+        dev_server_extra_args=list(extra_args),
     )
-    yield env
-    await env.shutdown()
 
 
 @pytest.fixture

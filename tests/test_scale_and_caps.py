@@ -17,19 +17,17 @@ import pytest_asyncio
 from sqlmodel import Session, select
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.run import most_at_once
-from redialer.binaries import find_binary
 from redialer.campaign import CampaignSpec
 from redialer.dialers.simulated import DialLedger
 from redialer.payloads import CampaignResult
 from redialer.store.call_caps import ACCOUNT, LINE, dial_rate_windows
 from redialer.store.store import Store
 from starter import campaigns
-from workflows import search_attributes as sa
+from tests.conftest import start_dev_server
 
 pytestmark = pytest.mark.devserver
 
@@ -259,14 +257,7 @@ async def probe_activity() -> None:
 
 @pytest_asyncio.fixture(scope="module")
 async def limited_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=list(sa.ALL),
-        ui=False,
-        dev_server_log_level="error",
-        dev_server_extra_args=LOWERED,
-    )
+    env = await start_dev_server(*LOWERED)
     yield env
     await env.shutdown()
 
