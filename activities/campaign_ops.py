@@ -39,7 +39,7 @@ from redialer.payloads import (
 from redialer.recipients import Recipient
 from redialer.store.store import QueuedRow, Store
 from workflows import search_attributes as sa
-from workflows.ids import recipient_workflow_id
+from workflows.ids import dispatch_priority, recipient_workflow_id
 from workflows.recipient import RecipientWorkflow
 
 log = structlog.get_logger(__name__)
@@ -137,6 +137,7 @@ class CampaignActivities:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=recipient_search_attributes(input.campaign_id, recipient.phone),
             static_summary=f"{recipient.phone} in campaign {input.campaign_id}",
+            priority=dispatch_priority(input.campaign_id, _weight(input.policy.get("priority"))),
         )
 
     @activity.defn(name="count_recipients")
@@ -209,6 +210,11 @@ def validated(queued: Iterable[QueuedRecipient]) -> tuple[list[Recipient], list[
             )
             rejected.append((q.phone, problem))
     return recipients, rejected
+
+
+def _weight(priority: object) -> float:
+    """The policy's `priority` (validated at the edge; 1 when absent)."""
+    return float(priority) if isinstance(priority, int | float) else 1.0
 
 
 def recipient_search_attributes(campaign_id: str | None, phone: str) -> TypedSearchAttributes:

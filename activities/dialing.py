@@ -64,6 +64,8 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_EVERY = 5.0
 #: A call slot is held this long past the last heartbeat: a dead worker's slot frees itself.
 SLOT_LEASE = timedelta(seconds=60)
+#: How soon a dial whose calls-per-second slot lapsed asks for one again.
+SOONEST_RETRY = 0.1
 #: A dial this close to its allowed time waits for it here instead of going back to the workflow.
 SHORT_WAIT = timedelta(seconds=2)
 
@@ -343,12 +345,27 @@ class DialActivities:
             if adopted is not None:
                 log.info("adopted the call a previous run placed", key=key, call=adopted.call_id)
                 await asyncio.to_thread(self._intents.adopted, key, adopted.call_id)
+                await self._call_starts(key, at=intent.created_at)  # counted when it began
                 return adopted
         await asyncio.to_thread(self._intents.requested, key)
+        await self._call_starts(key)
         result = await self._dialer.dial(request)
         if result.call_id is not None:
             await asyncio.to_thread(self._intents.placed, key, result.call_id)
         return result
+
+    async def _call_starts(self, key: str, at: datetime | None = None) -> None:
+        """Under the account's calls-per-second cap, the slot reserved at admission counts from
+        the request itself (right before it), where the provider counts."""
+        rate = self._account.rate if self._account else None
+        if not rate:
+            return
+        if not await asyncio.to_thread(self._store.caps.call_starting, key, rate, at):
+            raise _busy(
+                "the call's calls-per-second slot lapsed before the request",
+                kind="CallCapsFull",
+                after=SOONEST_RETRY,
+            )
 
     async def _release(self, input: DialInput, key: str, holds_slot: bool) -> None:
         """The call has ended, or never began: its slots are free."""
@@ -406,7 +423,9 @@ class DialActivities:
             # Stopped, paused or opted out while it waited here: give the line back, and let
             # the retried dial read the store again from the start (it skips, or ends DND).
             await self._release(input, key, admission.holds_slot)
-            raise _busy("changed while waiting for a line", kind="CallCapsFull", after=0.1)
+            raise _busy(
+                "changed while waiting for a line", kind="CallCapsFull", after=SOONEST_RETRY
+            )
         return admission.holds_slot
 
     async def _changed_while_waiting(self, input: DialInput, key: str) -> bool:

@@ -35,7 +35,12 @@ from redialer.recipients import Recipient
 from redialer.zones import recipient_zone_name
 from workflows import search_attributes as sa
 from workflows.campaign import CampaignWorkflow
-from workflows.ids import campaign_task_queue, campaign_workflow_id, recipient_workflow_id
+from workflows.ids import (
+    campaign_task_queue,
+    campaign_workflow_id,
+    dispatch_priority,
+    recipient_workflow_id,
+)
 from workflows.recipient import RecipientWorkflow
 
 #: A start input or signal closes at this many recipients (about 100 kB of typical ones) or at
@@ -219,4 +224,5 @@ async def start_single_call(
         else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         search_attributes=recipient_search_attributes(None, recipient.phone),
         static_summary=f"call {recipient.phone}",
+        priority=dispatch_priority(None),
     )

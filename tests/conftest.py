@@ -25,6 +25,7 @@ from redialer.dialers.simulated import DialLedger, SimulatedDialer
 from redialer.outcomes import Outcome
 from redialer.settings import Settings
 from redialer.store.store import Store
+from starter.server import FAIRNESS
 from worker import Workers, build_worker
 from workflows import search_attributes as sa
 
@@ -105,7 +106,7 @@ async def start_dev_server(*extra_args: str) -> WorkflowEnvironment:
         search_attributes=list(sa.ALL),
         ui=False,
         dev_server_log_level="error",
-        dev_server_extra_args=list(extra_args),
+        dev_server_extra_args=[*FAIRNESS, *extra_args],
     )
 
 

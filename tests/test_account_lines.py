@@ -113,19 +113,44 @@ def test_a_campaign_over_its_share_still_uses_a_line_nobody_else_waits_for(db: S
 
 def test_calls_per_second_hold_in_any_sliding_second(db: Store):
     """1 call/s: a start one second after the last goes; one 0.99 s after does not."""
+
+    def start(campaign: str, holder: str, at: datetime) -> bool:
+        admitted = admit(db, campaign, holder, lines=None, rate=1, now=at).admitted
+        return admitted and db.caps.call_starting(holder, 1, at=at)  # requested at once
+
     t0 = utcnow()
-    assert admit(db, "a", "a1", lines=None, rate=1, now=t0).admitted
-    assert not admit(db, "b", "b1", lines=None, rate=1, now=t0 + timedelta(seconds=0.99)).admitted
-    assert admit(db, "b", "b1", lines=None, rate=1, now=t0 + timedelta(seconds=1.0)).admitted
+    assert start("a", "a1", t0)
+    assert not start("b", "b1", t0 + timedelta(seconds=0.99))
+    assert start("b", "b1", t0 + timedelta(seconds=1.0))
     starts = [t0]
     t = t0 + timedelta(seconds=1.0)
     starts.append(t)
     for i in range(40):  # asked every 0.13 s by anyone: never two in a second
         t += timedelta(seconds=0.13)
-        if admit(db, "c", f"c{i}", lines=None, rate=1, now=t).admitted:
+        if start("c", f"c{i}", t):
             starts.append(t)
     assert all(b - a >= timedelta(seconds=1) for a, b in zip(starts, starts[1:], strict=False))
     assert len(starts) >= 6  # and the rate is used: about one a second
+
+
+def test_the_rate_counts_from_the_request_not_the_admission(db: Store):
+    """Twilio counts calls per second where requests arrive. A call admitted at t0 but slow to
+    be requested (t0 + 5 s: its other writes, a busy worker) keeps its slot until then, and the
+    second counts from the request: nothing else starts before t0 + 6 s."""
+    t0 = utcnow()
+    assert admit(db, "a", "slow", lines=None, rate=1, now=t0).admitted
+    assert not admit(db, "b", "b1", lines=None, rate=1, now=t0 + timedelta(seconds=1.5)).admitted
+    assert db.caps.call_starting("slow", 1, at=t0 + timedelta(seconds=5))
+    assert not admit(db, "b", "b1", lines=None, rate=1, now=t0 + timedelta(seconds=5.5)).admitted
+    assert admit(db, "b", "b1", lines=None, rate=1, now=t0 + timedelta(seconds=6)).admitted
+
+
+def test_a_lapsed_rate_reservation_cannot_start_a_call(db: Store):
+    """A dial that took longer than the reservation to reach its request has lost the slot
+    (another call may hold it now): it must ask again, never call on a stale slot."""
+    past = utcnow() - timedelta(minutes=5)
+    assert admit(db, "a", "late", lines=None, rate=1, now=past).admitted
+    assert not db.caps.call_starting("late", 1)
 
 
 def test_rate_slots_bound_every_window():

@@ -132,3 +132,16 @@ def test_dockerfile_installs_the_package_and_runs_a_worker():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for needed in ("pyproject.toml", "README.md", "redialer", "workflows", "activities", "starter"):
         assert needed not in ignored, needed
+
+
+def test_compose_server_keeps_the_dev_servers_fairness():
+    """The compose server reads the dynamic config redialer relies on (fairness keys per
+    campaign), with the same values `redialer server` passes to the dev server."""
+    from starter.server import FAIRNESS
+
+    temporal = SERVICES["temporal"]
+    inside = "/etc/temporal/" + temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in temporal["volumes"]}
+    config = yaml.safe_load((ROOT / mounts[inside]).read_text())
+    wanted = dict(v.split("=") for v in FAIRNESS[1::2])
+    assert {key: str(config[key][0]["value"]).lower() for key in wanted} == wanted

@@ -33,9 +33,10 @@ LINE = CallLineRow.__table__.c  # type: ignore[attr-defined]
 SOONEST, LATEST = 0.25, 3600.0
 #: Come back a little before the estimate says it is your turn: the estimate is rough.
 EARLY = 0.8
-#: How long a call holds its slot, until the campaign's own calls say: short rather than long,
-#: so a wrong guess costs a waiter one early check, not an idle slot.
-ASSUMED_HOLD = 10.0
+#: How long a call holds its slot before any of the campaign's calls has ended, at least: short
+#: rather than long, so a wrong guess costs a waiter an early check, not an idle slot (the age
+#: of the oldest call up raises it: calls last at least that long).
+FIRST_GUESS = 2.5
 #: How far back call lengths are averaged; rows let through before that are forgotten.
 PACE_OVER = timedelta(minutes=5)
 #: A waiter this long past the time it was told to come back has gone (its workflow ended, its
@@ -44,6 +45,9 @@ OVERDUE = timedelta(seconds=30)
 #: A campaign under its share of the account's lines keeps a free line waiting for it only if
 #: one of its calls will ask within this long.
 ASKS_SOON = timedelta(seconds=2)
+#: A calls-per-second slot is held from admission until the call is requested (then for the
+#: rate's window from that moment); a dial that never gets that far frees it after this long.
+RATE_RESERVATION = timedelta(seconds=30)
 #: Dial-rate windows are numbered from here (see DialTicketRow.window).
 WINDOWS_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -114,8 +118,14 @@ class CallCaps:
             )
             if account is not None and account.max_calls:
                 renewed = self._renewed(c, ACCOUNT, holder, now + lease) or renewed
-            if renewed:
-                return Admission(admitted=True, holds_slot=True)  # a retried attempt: still held
+            if renewed:  # a retried attempt: its lines are still held
+                if (
+                    account is not None
+                    and account.rate
+                    and not self._rate_slot_reserved(c, holder, account.rate, now)
+                ):
+                    return Admission(admitted=False, holds_slot=True, retry_after=SOONEST)
+                return Admission(admitted=True, holds_slot=True)
             waits: list[tuple[str, int, float]] = []  # (scope, ahead, come back after)
             window = None
             if campaign is not None:
@@ -190,7 +200,7 @@ class CallCaps:
         place = self._place(c, campaign_id, seq, now)
         after = SOONEST
         if max_calls and free <= 0:  # until `place + 1` calls have ended
-            hold = self._mean_hold(c, campaign_id, now) or ASSUMED_HOLD
+            hold = self._mean_hold(c, campaign_id, now) or self._assumed_hold(c, campaign_id, now)
             after = EARLY * (place + 1) * hold / max_calls
         if window is not None and left <= 0:  # whole windows, one per `per_window` ahead
             per_window, seconds = dial_rate_windows(rate or 1)
@@ -213,7 +223,8 @@ class CallCaps:
         Each campaign with calls up or waiting is owed `cap x priority / sum of priorities`
         lines. A campaign under its share takes a free line; one at or over it takes a free
         line only while no campaign under its share is waiting: a large backlog never starves
-        a small campaign, and no line idles while anyone may use it."""
+        a small campaign, and no line idles while anyone may use it. Under the calls-per-second
+        cap alone, a refused call comes back when its campaign's share of the rate reaches it."""
         c.execute(delete(CallSlotRow).where(_mine(SLOTS, ACCOUNT), SLOTS.expires_at < now))
         c.execute(
             delete(CallLineRow).where(_mine(LINE, ACCOUNT), LINE.admitted_at < now - PACE_OVER)
@@ -222,8 +233,6 @@ class CallCaps:
             delete(CallLineRow).where(_waiting(ACCOUNT), LINE.due_at < now - OVERDUE)
         )
         seq = self._join(c, ACCOUNT, holder, now, group=group, priority=priority)
-        if not account.max_calls:
-            return None if self._rate_slot_free(c, account.rate or 1, now) else (0, SOONEST)
         in_use = {
             g: (n, p)
             for g, n, p in c.execute(
@@ -244,6 +253,13 @@ class CallCaps:
         weights.update({g: float(p or 1.0) for g, (p, _) in waiting.items()})
         weights[group] = priority
         total = sum(weights.values())
+        rate_ok = not account.rate or self._rate_slot_free(c, account.rate, now)
+        if not account.max_calls:  # the calls-per-second cap alone
+            if rate_ok:
+                return None
+            ahead = self._ahead_in_group(c, group, seq, now)
+            starts_per_second = account.rate * weights[group] / total  # type: ignore[operator]
+            return ahead, EARLY * (ahead + 1) / starts_per_second
 
         def share(g: str) -> float:
             return account.max_calls * weights[g] / total  # type: ignore[operator]
@@ -259,10 +275,18 @@ class CallCaps:
             g != group and using(g) < share(g) and _aware(soonest) <= now + ASKS_SOON
             for g, (_, soonest) in waiting.items()
         )
-        rate_ok = not account.rate or self._rate_slot_free(c, account.rate, now)
         if free > 0 and rate_ok and (under or not others_owed):
             return None
-        ahead = int(
+        ahead = self._ahead_in_group(c, group, seq, now)
+        if under and free > 0:
+            return ahead, SOONEST  # the rate's next second, or a line about to be ours
+        hold = self._mean_hold(c, ACCOUNT, now) or self._assumed_hold(c, ACCOUNT, now)
+        lines = max(1.0, share(group))
+        return ahead, EARLY * (ahead + 1) * hold / lines
+
+    def _ahead_in_group(self, c: Connection, group: str, seq: int, now: datetime) -> int:
+        """The calls of the same campaign (group) before `seq` in the account's line."""
+        return int(
             c.execute(
                 select(func.count()).where(
                     _waiting(ACCOUNT),
@@ -272,21 +296,38 @@ class CallCaps:
                 )
             ).scalar_one()
         )
-        if under and free > 0:
-            return ahead, SOONEST  # the rate's next second, or a line about to be ours
-        hold = self._mean_hold(c, ACCOUNT, now) or ASSUMED_HOLD
-        lines = max(1.0, share(group))
-        return ahead, EARLY * (ahead + 1) * hold / lines
 
     def _rate_slot_free(self, c: Connection, rate: float, now: datetime) -> bool:
         c.execute(delete(CallSlotRow).where(_mine(SLOTS, RATE), SLOTS.expires_at <= now))
         return _count(c, SLOTS, RATE) < rate_slots(rate)[0]
 
     def _take_rate_slot(self, c: Connection, holder: str, rate: float, now: datetime) -> bool:
-        """One of `k` starts allowed in any `w` seconds (`rate_slots`): a slot leased for `w`
-        from this start, never given back early, so no sliding window holds more than `k`."""
-        k, w = rate_slots(rate)
-        return self._take_slot(c, RATE, holder, k, now + timedelta(seconds=w)) is not None
+        """One of `k` starts allowed in any `w` seconds (`rate_slots`), reserved until the call
+        is requested (`call_starting` then leases it for `w` from that moment)."""
+        k, _ = rate_slots(rate)
+        return self._take_slot(c, RATE, holder, k, now + RATE_RESERVATION) is not None
+
+    def _rate_slot_reserved(self, c: Connection, holder: str, rate: float, now: datetime) -> bool:
+        """A retried attempt keeps its rate slot if it has one, or takes one."""
+        held = c.execute(
+            select(func.count()).where(_held(SLOTS, RATE, holder), SLOTS.expires_at > now)
+        ).scalar_one()
+        return bool(held) or self._take_rate_slot(c, holder, rate, now)
+
+    def call_starting(self, holder: str, rate: float, at: datetime | None = None) -> bool:
+        """The call is requested now (or was, `at`): its calls-per-second slot counts `w`
+        seconds from this moment, not from its admission, so however long the dial took to get
+        here (its other writes, a busy worker), no two requests reach the provider closer than
+        the rate allows. False if the reservation lapsed: the dial must ask for a slot again."""
+        now = utcnow()
+        _, w = rate_slots(rate)
+        with self._engine.begin() as c:
+            started = c.execute(
+                update(CallSlotRow)
+                .where(_held(SLOTS, RATE, holder), SLOTS.expires_at > now)
+                .values(expires_at=(at or now) + timedelta(seconds=w))
+            )
+            return bool(started.rowcount)
 
     def _give_back(self, c: Connection, scopes: list[str], holder: str) -> None:
         for scope in scopes:
@@ -437,6 +478,16 @@ class CallCaps:
             )
         ).scalar()
         return float(value) if value is not None else None
+
+    def _assumed_hold(self, c: Connection, campaign_id: str, now: datetime) -> float:
+        """Before any call has ended: the oldest call up has held its line this long at least."""
+        oldest = c.execute(
+            select(func.min(LINE.admitted_at)).where(
+                _mine(LINE, campaign_id), LINE.held_seconds.is_(None)
+            )
+        ).scalar()
+        age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+        return max(FIRST_GUESS, age)
 
     def _tickets_in(self, c: Connection, campaign_id: str, window: int) -> int:
         return int(

@@ -23,6 +23,7 @@ from redialer.outcomes import Outcome
 from redialer.payloads import AttemptRecord
 from redialer.recipients import Recipient
 from redialer.store.call_caps import CallCaps
+from redialer.store.sqlite_writes import serialize_writes
 from redialer.store.tables import (
     CallRecordRow,
     CampaignRecipientRow,
@@ -46,7 +47,8 @@ RACE_PAUSE = 0.1
 
 def engine_for(url: str) -> Engine:
     """One engine per process. SQLite: WAL, so several worker processes share one file (readers
-    never block the writer, a writer waits up to 30 s for another). PostgreSQL: psycopg 3."""
+    never block the writer, a writer waits up to 30 s for another; within a process writers
+    queue in Python: sqlite_writes.py). PostgreSQL: psycopg 3."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
@@ -61,6 +63,7 @@ def engine_for(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    serialize_writes(engine)
     return engine
 
 
