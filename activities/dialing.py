@@ -347,7 +347,7 @@ class DialActivities:
                 await asyncio.to_thread(self._intents.adopted, key, adopted.call_id)
                 await self._call_starts(key, at=intent.created_at)  # counted when it began
                 return adopted
-        await asyncio.to_thread(self._intents.requested, key)
+            await asyncio.to_thread(self._intents.requested, key)  # the first run's is counted
         await self._call_starts(key)
         result = await self._dialer.dial(request)
         if result.call_id is not None:

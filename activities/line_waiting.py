@@ -32,19 +32,33 @@ HOLD = 15.0
 
 
 class LineWaiting:
+    """The places at the front of the lines on this worker.
+
+    The waiters take turns: one looks (or asks) at a time, and a look that found every line
+    taken is shared with the others for up to `POLL` seconds, until a line frees here or one of
+    them is let through. So a worker with 32 waiters reads the store about 5 times a second
+    instead of 160, and a line freed on another worker is met by one request, not 32 writes
+    queueing for the store in front of the calls that are about to ring."""
+
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._waiting = 0
         self._freed = asyncio.Event()
+        self._turn = asyncio.Lock()  # asyncio's lock is first come, first served
+        self._full_since: float | None = None  # when a look last found no line free
 
     def _near(self, refusal: Admission) -> bool:
         """Its turn is close: due within NEAR seconds, or among the first in line."""
         return refusal.retry_after <= NEAR or refusal.ahead < self._capacity
 
     def line_freed(self) -> None:
-        """A call on this worker gave its line back: every waiter here asks at once."""
+        """A call on this worker gave its line back: the waiters here look again at once."""
+        self._full_since = None
         freed, self._freed = self._freed, asyncio.Event()
         freed.set()
+
+    def _known_full(self) -> bool:
+        return self._full_since is not None and time.monotonic() - self._full_since < POLL
 
     async def wait_for_turn(
         self,
@@ -53,8 +67,8 @@ class LineWaiting:
         may_be_free: Callable[[], Awaitable[bool]] | None = None,
     ) -> Admission:
         """The admission once this dial's turn came, or the last refusal (to back off with).
-        `may_be_free` is a cheap read-only look: between local wake-ups the dial asks again
-        (a write) only when a line looks free."""
+        `may_be_free` is a cheap read-only look: a waiter asks again (a write) only when a line
+        looks free."""
         if first.admitted or not self._near(first) or self._waiting >= self._capacity:
             return first
         self._waiting += 1
@@ -63,14 +77,20 @@ class LineWaiting:
             admission = first
             while time.monotonic() < deadline:
                 freed = self._freed
-                woken = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(freed.wait(), timeout=min(POLL, admission.retry_after))
-                    woken = True
                 activity.heartbeat(f"waiting for a line, {admission.ahead} calls ahead")
-                if not woken and may_be_free is not None and not await may_be_free():
-                    continue
-                admission = await ask()
+                async with self._turn:
+                    if self._known_full():
+                        continue
+                    if may_be_free is not None and not await may_be_free():
+                        self._full_since = time.monotonic()
+                        continue
+                    admission = await ask()
+                    if admission.admitted:
+                        self._full_since = None  # the next waiter looks for itself
+                    else:
+                        self._full_since = time.monotonic()
                 if admission.admitted or not self._near(admission):
                     break
             return admission

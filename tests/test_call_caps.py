@@ -12,6 +12,7 @@ from temporalio.activity import ActivityCancellationDetails
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import line_waiting
 from activities.dialing import DialActivities
 from redialer.campaign import CampaignPolicy
 from redialer.dialers.simulated import DialLedger, SimulatedDialer
@@ -257,3 +258,46 @@ async def test_a_number_opted_out_while_waiting_at_the_front_is_not_called(db: S
     assert retried.skipped is not None and retried.skipped.value == "opted_out"
     assert ledger.dials_for(phones[1]) == []
     assert db.caps.usage("c2").in_use == 0  # the line was given back
+
+
+async def test_waiters_on_one_worker_take_turns_looking_at_the_line(monkeypatch):
+    """32 dials waiting at the front of a full line for a second: the worker looks at the store
+    about once per poll for all of them (at most ~12 looks, not 32 x 5 = 160), and asks for a
+    line (a write) never while it looks full; a line freed here is met by one request."""
+    monkeypatch.setattr(line_waiting, "HOLD", 1.0)
+    waiting = line_waiting.LineWaiting(32)
+    free_lines, looks, asks = 0, 0, 0
+
+    async def may_be_free() -> bool:
+        nonlocal looks
+        looks += 1
+        await asyncio.sleep(0.001)  # a store read takes a moment; others may come meanwhile
+        return free_lines > 0
+
+    async def ask() -> Admission:
+        nonlocal asks, free_lines
+        asks += 1
+        await asyncio.sleep(0.001)
+        if free_lines > 0:
+            free_lines -= 1
+            return Admission(admitted=True, holds_slot=True)
+        return Admission(admitted=False, ahead=0, retry_after=0.2)
+
+    refused = Admission(admitted=False, ahead=0, retry_after=0.2)
+
+    async def waiters() -> list[Admission]:
+        nonlocal free_lines
+        everyone = [
+            asyncio.create_task(waiting.wait_for_turn(ask, refused, may_be_free))
+            for _ in range(32)
+        ]
+        await asyncio.sleep(0.5)
+        assert asks == 0 and looks <= 1 + 0.5 / line_waiting.POLL * 2, looks
+        free_lines = 1
+        waiting.line_freed()
+        return await asyncio.gather(*everyone)
+
+    results = await ActivityEnvironment().run(waiters)
+    assert sum(r.admitted for r in results) == 1
+    assert asks == 1, asks  # the freed line: one write, not a rush of 32
+    assert looks <= 1 + 1.0 / line_waiting.POLL * 2 + 2, looks

@@ -35,13 +35,17 @@ class DialIntents:
         self._engine = store.engine
 
     def begin(self, key: str, *, phone: str, attempt: int) -> Intent:
-        """Write the intent for `key`, or read the one a previous run of this dial wrote."""
+        """Write the intent for `key`, counting the request the first run is about to send (one
+        write where two would do: this sits between a line's admission and its call ringing),
+        or read the one a previous run of this dial wrote."""
         table = DialIntentRow.__table__  # type: ignore[attr-defined]
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
         now = datetime.now(UTC)
         insert = (
             dialect.insert(table)
-            .values(idempotency_key=key, phone=phone, attempt=attempt, created_at=now)
+            .values(
+                idempotency_key=key, phone=phone, attempt=attempt, created_at=now, requests=1
+            )
             .on_conflict_do_nothing()
             .returning(table.c.idempotency_key)
         )
@@ -54,7 +58,7 @@ class DialIntents:
         return Intent(first=False, created_at=aware(row.created_at), call_id=row.call_id)
 
     def requested(self, key: str) -> None:
-        """A place-call request is about to go to the dialer for this key."""
+        """A retried dial's place-call request is about to go to the dialer for this key."""
         self._bump(key, requests=col(DialIntentRow.requests) + 1)
 
     def adopted(self, key: str, call_id: str | None) -> None:
