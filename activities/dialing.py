@@ -411,7 +411,7 @@ class DialActivities:
             )
 
         first = await ask()
-        admission = await self._line_waiting.wait_for_turn(ask, first, may_be_free)
+        admission = await self._line_waiting.wait_for_turn(ask, first, may_be_free, campaign)
         if not admission.admitted:
             raise _busy(
                 f"{campaign or 'single call'}: waiting for a line, {admission.ahead} calls"

@@ -35,17 +35,20 @@ class LineWaiting:
     """The places at the front of the lines on this worker.
 
     The waiters take turns: one looks (or asks) at a time, and a look that found every line
-    taken is shared with the others for up to `POLL` seconds, until a line frees here or one of
-    them is let through. So a worker with 32 waiters reads the store about 5 times a second
-    instead of 160, and a line freed on another worker is met by one request, not 32 writes
-    queueing for the store in front of the calls that are about to ring."""
+    taken is shared with the other waiters of the same campaign for up to `POLL` seconds, until
+    a line frees here or one of them is let through. (Only the same campaign's: a line the
+    account keeps for a campaign under its share is refused to the others, and must not keep
+    that campaign's own waiter from looking.) So a worker with 32 waiters of one campaign reads
+    the store about 5 times a second instead of 160, and a line freed on another worker is met
+    by one request, not 32 writes queueing for the store ahead of the calls about to ring."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._waiting = 0
         self._freed = asyncio.Event()
         self._turn = asyncio.Lock()  # asyncio's lock is first come, first served
-        self._full_since: float | None = None  # when a look last found no line free
+        #: When a look last found no line free, per campaign (None: single calls).
+        self._full_since: dict[str | None, float] = {}
 
     def _near(self, refusal: Admission) -> bool:
         """Its turn is close: due within NEAR seconds, or among the first in line."""
@@ -53,18 +56,20 @@ class LineWaiting:
 
     def line_freed(self) -> None:
         """A call on this worker gave its line back: the waiters here look again at once."""
-        self._full_since = None
+        self._full_since.clear()
         freed, self._freed = self._freed, asyncio.Event()
         freed.set()
 
-    def _known_full(self) -> bool:
-        return self._full_since is not None and time.monotonic() - self._full_since < POLL
+    def _known_full(self, group: str | None) -> bool:
+        since = self._full_since.get(group)
+        return since is not None and time.monotonic() - since < POLL
 
     async def wait_for_turn(
         self,
         ask: Callable[[], Awaitable[Admission]],
         first: Admission,
         may_be_free: Callable[[], Awaitable[bool]] | None = None,
+        group: str | None = None,
     ) -> Admission:
         """The admission once this dial's turn came, or the last refusal (to back off with).
         `may_be_free` is a cheap read-only look: a waiter asks again (a write) only when a line
@@ -81,16 +86,16 @@ class LineWaiting:
                     await asyncio.wait_for(freed.wait(), timeout=min(POLL, admission.retry_after))
                 activity.heartbeat(f"waiting for a line, {admission.ahead} calls ahead")
                 async with self._turn:
-                    if self._known_full():
+                    if self._known_full(group):
                         continue
                     if may_be_free is not None and not await may_be_free():
-                        self._full_since = time.monotonic()
+                        self._full_since[group] = time.monotonic()
                         continue
                     admission = await ask()
                     if admission.admitted:
-                        self._full_since = None  # the next waiter looks for itself
+                        self._full_since.pop(group, None)  # the next waiter looks for itself
                     else:
-                        self._full_since = time.monotonic()
+                        self._full_since[group] = time.monotonic()
                 if admission.admitted or not self._near(admission):
                     break
             return admission

@@ -106,6 +106,9 @@ async def start_campaign(
         ),
         static_summary=f"campaign {spec.campaign_id}: {len(spec.recipients)} recipients"
         + (" (long-living)" if spec.long_living else ""),
+        # Its workflow tasks and activities (starting recipients) are handed out fairly too:
+        # a small campaign's first page is not queued behind a large one's thousands.
+        priority=dispatch_priority(spec.campaign_id, spec.priority),
     )
     for batch in batches[1:]:
         await handle.signal(CampaignWorkflow.add_recipients, AddRecipientsInput(recipients=batch))
