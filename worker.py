@@ -32,8 +32,9 @@ from activities.campaign_ops import CampaignActivities
 from activities.dialing import DialActivities
 from redialer.dialers.base import Dialer
 from redialer.dialers.simulated import DialLedger, SimulatedDialer, load_script
-from redialer.logs import configure_logging
+from redialer.logs import configure_logging, secrets_of
 from redialer.process_exit import exit_now
+from redialer.pseudonyms import Pseudonyms
 from redialer.settings import DialerKind, Settings, SettingsError, get_settings
 from redialer.store.migrations import SchemaOutOfDate
 from redialer.store.store import Store
@@ -154,7 +155,12 @@ def build_worker(
         line_waiters=min(settings.line_waiters, settings.max_concurrent_activities // 4),
     )
     in_flight = InFlight()
-    campaign = CampaignActivities(store=store, client=client, task_queue=queue)
+    campaign = CampaignActivities(
+        store=store,
+        client=client,
+        task_queue=queue,
+        pseudonyms=Pseudonyms.from_settings(settings),
+    )
     activities: list[Callable[..., Any]] = [
         dialing.dial,
         dialing.record_final,
@@ -206,10 +212,15 @@ async def check_search_attributes(client: Client) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    configure_logging(
+        fmt=settings.log_format,
+        level=settings.log_level,
+        log_pii=settings.log_pii,
+        secrets=secrets_of(settings),
+    )
     log.info("worker starting", **settings.safe_summary())
     use_store_threads()
-    store = Store.open(settings.database_url)
+    store = Store.open(settings.database_url, pseudonyms=Pseudonyms.from_settings(settings))
     client = await connect(settings)
     await check_search_attributes(client)
     worker = build_worker(

@@ -5,6 +5,9 @@ them is started as top-level workflows with deterministic ids (the server refuse
 so a retried page never starts anyone twice). Pause, resume and stop are written to the store
 first (the dial activity reads it: no dial after stop, whatever signal is still in flight), then
 broadcast to every started recipient that is not final.
+
+Where numbers are pseudonymized (redialer/pseudonyms.py), the ids, the RecipientPhone attribute
+and the summaries these starts write hold the pseudonym or the masked number, never the number.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from redialer.payloads import (
     StartRecipientsInput,
     StartRecipientsResult,
 )
+from redialer.pseudonyms import Pseudonyms
 from redialer.recipients import Recipient
 from redialer.store.store import QueuedRow, Store
 from workflows import search_attributes as sa
@@ -66,10 +70,21 @@ async def _bounded(calls: Iterable[Callable[[], Awaitable[None]]], limit: int) -
 
 
 class CampaignActivities:
-    def __init__(self, *, store: Store, client: Client, task_queue: str) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: Client,
+        task_queue: str,
+        pseudonyms: Pseudonyms | None = None,
+    ) -> None:
         self._store = store
         self._client = client
         self._task_queue = task_queue
+        self._pseudonyms = pseudonyms if pseudonyms is not None else Pseudonyms()
+
+    def _workflow_id(self, campaign_id: str, phone: str) -> str:
+        return recipient_workflow_id(campaign_id, self._pseudonyms.id_for(phone))
 
     @activity.defn(name="enqueue_recipients")
     async def enqueue_recipients(self, input: EnqueueRecipientsInput) -> EnqueueRecipientsResult:
@@ -82,7 +97,7 @@ class CampaignActivities:
             self._store.enqueue_recipients,
             input.campaign_id,
             recipients,
-            workflow_id_for=lambda phone: recipient_workflow_id(input.campaign_id, phone),
+            workflow_id_for=lambda phone: self._workflow_id(input.campaign_id, phone),
             campaign_timezone=input.campaign_timezone,
         )
         log.info(
@@ -122,6 +137,7 @@ class CampaignActivities:
         return StartRecipientsResult(started=started, already_running=already)
 
     async def _start_one(self, input: StartRecipientsInput, recipient: QueuedRow) -> None:
+        p = self._pseudonyms
         await self._client.start_workflow(
             RecipientWorkflow.run,
             RecipientInput(
@@ -131,12 +147,16 @@ class CampaignActivities:
                 variables=recipient.variables,
                 metadata=recipient.metadata,
                 policy=input.policy,
+                phone_key=p.id_for(recipient.phone) if p.enabled else None,
+                display=p.shown(recipient.phone) if p.enabled else None,
             ),
-            id=recipient_workflow_id(input.campaign_id, recipient.phone),
+            id=self._workflow_id(input.campaign_id, recipient.phone),
             task_queue=self._task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=recipient_search_attributes(input.campaign_id, recipient.phone),
-            static_summary=f"{recipient.phone} in campaign {input.campaign_id}",
+            search_attributes=recipient_search_attributes(
+                input.campaign_id, p.id_for(recipient.phone)
+            ),
+            static_summary=f"{p.shown(recipient.phone)} in campaign {input.campaign_id}",
             priority=dispatch_priority(input.campaign_id, _weight(input.policy.get("priority"))),
         )
 
@@ -183,10 +203,15 @@ class CampaignActivities:
 
     @activity.defn(name="opt_out_recipient")
     async def opt_out_recipient(self, input: OptOutInput) -> None:
-        """Suppress the number everywhere, then end its recipient workflow if one runs."""
+        """Suppress the number everywhere, then end its recipient workflow if one runs (by the id
+        it was started with, which the store keeps: pseudonyms may have been turned on since)."""
         await asyncio.to_thread(self._store.suppress, input.phone, "opted_out", input.campaign_id)
         if input.campaign_id is not None:
-            await self._signal(recipient_workflow_id(input.campaign_id, input.phone), "opt_out")
+            started_as = await asyncio.to_thread(
+                self._store.workflow_id_of, input.campaign_id, input.phone
+            )
+            workflow_id = started_as or self._workflow_id(input.campaign_id, input.phone)
+            await self._signal(workflow_id, "opt_out")
 
     async def _signal(self, workflow_id: str, signal: str) -> None:
         try:
@@ -217,9 +242,12 @@ def _weight(priority: object) -> float:
     return float(priority) if isinstance(priority, int | float) else 1.0
 
 
-def recipient_search_attributes(campaign_id: str | None, phone: str) -> TypedSearchAttributes:
+def recipient_search_attributes(
+    campaign_id: str | None, recipient_key: str
+) -> TypedSearchAttributes:
+    """`recipient_key`: the number, or its pseudonym (`Pseudonyms.id_for`)."""
     pairs: list[SearchAttributePair] = [  # type: ignore[type-arg]
-        SearchAttributePair(sa.RECIPIENT_PHONE, phone),
+        SearchAttributePair(sa.RECIPIENT_PHONE, recipient_key),
         SearchAttributePair(sa.CALL_STATUS, sa.IN_PROGRESS),
         SearchAttributePair(sa.ATTEMPT_COUNT, 0),
     ]

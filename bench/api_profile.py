@@ -26,7 +26,7 @@ from typing import Any
 
 import uvicorn
 
-from redialer.logs import configure_logging
+from redialer.logs import configure_logging, secrets_of
 from redialer.settings import get_settings
 from redialer.store.provider_calls import CallbackEffect, ProviderCalls
 from redialer.store.store import Store
@@ -126,7 +126,9 @@ def one_writer() -> None:
 def info_logs() -> None:
     """What if `redialer api` configured its logs like the worker (INFO): no debug line per
     callback (today it never configures structlog, whose default prints every level)."""
-    configure_logging(level="INFO")
+    configure_logging(
+        level="INFO", log_pii=get_settings().log_pii, secrets=secrets_of(get_settings())
+    )
 
 
 WHAT_IF = {"one-writer": one_writer, "info-logs": info_logs}

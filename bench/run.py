@@ -389,9 +389,11 @@ async def environment(
     *,
     script: dict[str, list[str]] | None = None,
     speed: float = 1e6,
+    encryption_keys: str | None = None,
 ) -> AsyncIterator[Bench]:
     """A dev server (a WAL SQLite file, or in memory) and one worker process, torn down after.
-    B1's numbers are scripted busy, no answer, completed; `speed` divides call durations."""
+    B1's numbers are scripted busy, no answer, completed; `speed` divides call durations;
+    `encryption_keys` (REDIALER_ENCRYPTION_KEYS) encrypts every payload, worker and client."""
     tmp = Path(tempfile.mkdtemp(prefix=f"redialer-bench-{mode}-"))
     port = free_port()
     server = start_server(
@@ -409,6 +411,7 @@ async def environment(
         temporal_address=f"127.0.0.1:{port}",
         task_queue="bench",
         database_url=f"sqlite:///{tmp / 'calls.db'}",
+        encryption_keys=encryption_keys,
     )
     env = {
         **os.environ,
@@ -418,6 +421,7 @@ async def environment(
         "REDIALER_SIMULATOR_SCRIPT": str(script_file),
         "REDIALER_SIMULATOR_SPEED": str(speed),
         "REDIALER_MAX_CONCURRENT_ACTIVITIES": "500",
+        **({"REDIALER_ENCRYPTION_KEYS": encryption_keys} if encryption_keys else {}),
     }
     store = Store.open(settings.database_url)
     log = (tmp / "worker.log").open("w")

@@ -8,7 +8,7 @@ import signal
 from temporalio.worker import Worker
 
 from bench.trivial import TrivialWorkflow, noop
-from redialer.logs import configure_logging
+from redialer.logs import configure_logging, secrets_of
 from redialer.process_exit import exit_now
 from redialer.settings import get_settings
 from redialer.store.store import Store
@@ -18,7 +18,7 @@ from worker import build_dialer, build_worker, use_store_threads
 
 async def main() -> None:
     settings = get_settings()
-    configure_logging(level="WARNING")
+    configure_logging(level="WARNING", log_pii=settings.log_pii, secrets=secrets_of(settings))
     use_store_threads()
     store = Store.open(settings.database_url)
     client = await connect(settings)

@@ -35,6 +35,11 @@ class RecipientInput(BaseModel):
     variables: dict[str, JsonValue] = {}
     metadata: dict[str, JsonValue] = {}
     policy: PolicyJson
+    #: Where numbers are pseudonymized (redialer/pseudonyms.py), set by the starter: the
+    #: RecipientPhone value (the pseudonym) and the number as details and summaries show it
+    #: (masked). None: the number itself, as before (and as every recorded history has it).
+    phone_key: str | None = None
+    display: str | None = None
 
 
 class AttemptRecord(BaseModel):

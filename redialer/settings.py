@@ -48,7 +48,11 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="REDIALER_", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix="REDIALER_",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        hide_input_in_errors=True,  # a misplaced secret must not come back in the error
     )
 
     temporal_address: str = Field(
@@ -66,8 +70,47 @@ class Settings(BaseSettings):
     temporal_tls: bool = Field(
         default=False, validation_alias=AliasChoices("TEMPORAL_TLS", "REDIALER_TEMPORAL_TLS")
     )
+    #: mTLS to a secured Temporal (self-hosted with TLS, or Temporal Cloud with certificates):
+    #: the client certificate and key (PEM files, both or neither), the CA that signed the
+    #: server's certificate (unset: the system's roots), and the name to check it against.
+    temporal_tls_cert: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_CERT", "REDIALER_TEMPORAL_TLS_CERT"),
+    )
+    temporal_tls_key: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_KEY", "REDIALER_TEMPORAL_TLS_KEY"),
+    )
+    temporal_tls_ca: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_CA", "REDIALER_TEMPORAL_TLS_CA"),
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "TEMPORAL_TLS_SERVER_NAME", "REDIALER_TEMPORAL_TLS_SERVER_NAME"
+        ),
+    )
     task_queue: str = "redialer"
     dialer: DialerKind = DialerKind.SIMULATED
+    # ---- privacy ----
+    #: `keyid:base64key,...` (AES-256: 32-byte keys): every payload Temporal stores is encrypted
+    #: with the first; all of them decrypt, so a new key goes first and the old ones stay until
+    #: no workflow needs them.
+    encryption_keys: SecretStr | None = None
+    #: Workflow ids and the RecipientPhone search attribute hold a keyed hash of the number
+    #: instead of the number. Unset: on whenever encryption keys are set.
+    pseudonymize: bool | None = None
+    #: The key of that hash; unset, it is derived from the last (oldest) encryption key.
+    pseudonym_key: SecretStr | None = None
+    #: Log phone numbers and recipient variables as they are (for debugging only).
+    log_pii: bool = False
+    #: Serve `/codec/encode` and `/codec/decode` from `redialer api` (needs encryption keys). Off
+    #: by default: whoever reaches the endpoint can decrypt any payload (see the README).
+    codec_endpoint: bool = False
+    #: The Temporal Web UI's origin (`http://localhost:8233`): the one origin allowed to call the
+    #: codec endpoint (`/codec/encode`, `/codec/decode`) of `redialer api` from a browser.
+    codec_cors_origin: str | None = Field(default=None, pattern=r"^https?://[^/?#]+$")
     # ---- a real provider (REDIALER_DIALER=twilio) ----
     twilio_account_sid: str | None = Field(
         default=None,
@@ -129,12 +172,63 @@ class Settings(BaseSettings):
                 raise ValueError("REDIALER_DIALER=twilio needs " + ", ".join(missing) + " (unset)")
         return self
 
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _pseudonym_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        """A short key could be found by trying: then every pseudonym gives its number away."""
+        from redialer.pseudonyms import MIN_KEY_LENGTH
+
+        if value is not None and len(value.get_secret_value()) < MIN_KEY_LENGTH:
+            raise ValueError(
+                f"REDIALER_PSEUDONYM_KEY needs at least {MIN_KEY_LENGTH} characters (make one"
+                " with `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _pseudonyms_have_a_key(self) -> Settings:
+        """Pseudonyms asked for and no key to make them: refuse at start, not at the first id."""
+        if self.pseudonymize and self.pseudonym_key is None and self.encryption_keys is None:
+            raise ValueError(
+                "REDIALER_PSEUDONYMIZE=true needs a key: set REDIALER_PSEUDONYM_KEY, or"
+                " REDIALER_ENCRYPTION_KEYS to derive it from (neither is set)"
+            )
+        return self
+
     @field_validator("api_keys")
     @classmethod
     def _keys_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             api_key_digests(value.get_secret_value())  # raises naming the bad entry, not the key
         return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _encryption_keys_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from redialer.encryption import parse_keys  # imports Temporal: only when keys are set
+
+            parse_keys(value.get_secret_value())  # raises naming the entry and id, not the key
+        return value
+
+    @model_validator(mode="after")
+    def _tls_files_usable(self) -> Settings:
+        """mTLS needs the certificate and its key together, and every file there at start."""
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            given, missing = (
+                ("temporal_tls_cert", "temporal_tls_key")
+                if self.temporal_tls_key is None
+                else ("temporal_tls_key", "temporal_tls_cert")
+            )
+            raise ValueError(
+                f"{env_name(given)} is set but {env_name(missing)} is not; mTLS needs the client"
+                " certificate and its key, both or neither"
+            )
+        for name in ("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{env_name(name)}={path}: no such file")
+        return self
 
     @property
     def api_key_digests(self) -> list[bytes]:

@@ -22,6 +22,7 @@ from service.api_models import HealthOut, ReadyOut
 from service.auth import BEARER, X_API_KEY, ApiKeys
 from service.call_routes import call_router
 from service.campaign_routes import campaign_router
+from service.codec_routes import codec_router, install_codec_cors
 from service.openapi import install_schema
 from service.requests import install_error_handlers
 from service.temporal_link import TemporalLink
@@ -79,6 +80,8 @@ def create_app(settings: Settings, store: Store, *, client: Client | None = None
                 public_url=settings.public_url,
             )
         )
+    app.include_router(codec_router(settings))  # open: see service.codec_routes on who may reach it
+    install_codec_cors(app, settings.codec_cors_origin)
     install_schema(app)
     return app
 
@@ -99,10 +102,16 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
     """Run the app on uvicorn until stopped (SIGTERM, Ctrl-C)."""
     import uvicorn
 
-    from redialer.logs import configure_logging
+    from redialer.logs import configure_logging, secrets_of
+    from redialer.pseudonyms import Pseudonyms
 
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
-    store = Store.open(settings.database_url)
+    configure_logging(
+        fmt=settings.log_format,
+        level=settings.log_level,
+        log_pii=settings.log_pii,
+        secrets=secrets_of(settings),
+    )
+    store = Store.open(settings.database_url, pseudonyms=Pseudonyms.from_settings(settings))
     try:
         uvicorn.run(create_app(settings, store), host=host, port=port, log_config=None)
     finally:

@@ -21,6 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from redialer.loading import InvalidInput
 from redialer.outcomes import FinalStatus
+from redialer.pseudonyms import Pseudonyms
 from redialer.settings import Settings
 from service.api_models import CallCreatedOut, CallSummaryOut, ErrorOut
 from service.call_models import parse_single_call
@@ -56,6 +57,7 @@ def call_workflow_id(call_id: str) -> str:
 
 def call_router(settings: Settings, link: TemporalLink) -> APIRouter:
     router = APIRouter(prefix="/calls", tags=["single calls"])
+    pseudonyms = Pseudonyms.from_settings(settings)  # RecipientPhone and the summary
 
     @router.post(
         "",
@@ -115,6 +117,7 @@ def call_router(settings: Settings, link: TemporalLink) -> APIRouter:
                     call.policy,
                     task_queue=settings.task_queue,
                     workflow_id=workflow_id,
+                    pseudonyms=pseudonyms,
                 )
         except WorkflowAlreadyStartedError:
             response.status_code = 200

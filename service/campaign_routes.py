@@ -27,6 +27,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from redialer.limits import Problem
 from redialer.loading import InvalidInput, parse_campaign, parse_recipients
 from redialer.payloads import CampaignAction, ControlResult, RecipientHistory
+from redialer.pseudonyms import Pseudonyms
 from redialer.recipients import Recipient, normalise_phone
 from redialer.report import AttemptRow, CampaignReport, RecipientRow, build_report
 from redialer.settings import Settings
@@ -101,6 +102,8 @@ def _phone(value: str, *, path: str = "phone") -> str:
 
 def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> APIRouter:
     router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+    #: A recipient is looked up by its number: its workflow id is the worker's (its pseudonym).
+    pseudonyms = Pseudonyms.from_settings(settings)
 
     @router.post(
         "",
@@ -281,7 +284,7 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
         client = await link.client()
         with temporal_errors(not_found=f"{e164} is not in campaign {campaign_id!r}"):
             answer = await inspection.history(
-                client, campaign_id, e164, database=settings.database_url
+                client, campaign_id, e164, database=settings.database_url, pseudonyms=pseudonyms
             )
         h = answer.value
         return CallReportOut(

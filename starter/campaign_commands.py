@@ -1,4 +1,4 @@
-"""`redialer start|add|pause|resume|stop|opt-out|progress|history|worker|server`.
+"""`redialer start|add|pause|resume|stop|opt-out|progress|history|pseudonym|forget|worker|server`.
 
 The Temporal client and the campaign helpers are imported inside the commands that use them, so
 that `redialer validate` and `redialer plan` start in a fraction of a second.
@@ -206,6 +206,119 @@ def opt_out(
     _control("opt_out", campaign_id, address, phone=e164)
 
 
+def pseudonym(
+    phone: Phone,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", help="Also print its workflow id in this campaign.")
+    ] = None,
+) -> None:
+    """The pseudonym that stands for a number in Temporal, and the query that finds its
+    workflows (Web UI search, `temporal workflow list`)."""
+    from redialer.pseudonyms import NoPseudonymKey, Pseudonyms
+    from workflows.ids import recipient_workflow_id
+
+    e164 = _e164_or_exit(phone)
+    pseudonyms = Pseudonyms.from_settings(get_settings())
+    if not pseudonyms.has_key:
+        fail(str(NoPseudonymKey("`redialer pseudonym`")))
+    name = pseudonyms.pseudonym(e164)
+    key = pseudonyms.id_for(e164)
+    query = f'RecipientPhone="{key}"'
+    console.print(name, markup=False)
+    if not pseudonyms.enabled:
+        console.print(
+            "(pseudonyms are off (REDIALER_PSEUDONYMIZE): Temporal holds the number itself)",
+            markup=False,
+        )
+    console.print(f"query:       {query}", markup=False)
+    console.print(f"             temporal workflow list --query '{query}'", markup=False)
+    if campaign is not None:
+        console.print(f"workflow id: {recipient_workflow_id(campaign, key)}", markup=False)
+
+
+#: `forget` lists at most this many workflow ids (and says how many more).
+LISTED_WORKFLOWS = 20
+
+
+def forget(
+    phone: Phone,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="Store URL (default: REDIALER_DATABASE_URL)."),
+    ] = None,
+) -> None:
+    """Erase a number and its person's data from the store (a right-to-erasure request): counts
+    and outcomes stay, an opt-out stays as a pseudonym (so the number is still never called)."""
+    from sqlalchemy.engine import make_url
+
+    from redialer.pseudonyms import NoPseudonymKey, Pseudonyms
+    from redialer.store.store import ForgetRefused, Store
+
+    e164 = _e164_or_exit(phone)
+    settings = get_settings()
+    pseudonyms = Pseudonyms.from_settings(settings)
+    if not pseudonyms.has_key:
+        fail(str(NoPseudonymKey("`redialer forget` (an opt-out is kept as a pseudonym)")))
+    url = database or settings.database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(str(parsed.database)).exists():
+            fail(f"no store at {url} (set REDIALER_DATABASE_URL or --database)")
+    if not yes:
+        typer.confirm(
+            f"Erase {e164} and its recipients' variables from the store"
+            f" {parsed.render_as_string(hide_password=True)}?",
+            abort=True,
+        )
+    store = Store.open(url, pseudonyms=pseudonyms)
+    try:
+        result = store.forget(e164)
+    except ForgetRefused as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    if not result.found:
+        console.print(f"{e164} is not in the store: nothing to erase", markup=False)
+        return
+    lines = [
+        f"forgot {e164}; the store now names it {result.phone_key}",
+        f"  {result.recipients} campaign recipient(s): number replaced by its pseudonym,"
+        " variables and metadata erased (status and attempts kept: reports count them)",
+        f"  {result.call_records} call record(s): number replaced, variables erased (outcomes,"
+        " times and attempt numbers kept)",
+        f"  suppression kept under the pseudonym: {result.suppressed} (never called again)"
+        if result.suppressed
+        else "  not on the suppression list",
+        f"  {result.rewritten} id(s) and key(s) that held the number now hold the pseudonym",
+    ]
+    ids = result.workflow_ids
+    if ids:
+        encrypted = settings.encryption_keys is not None
+        lines += [
+            f"left in Temporal until the namespace's retention period: {len(ids)} workflow"
+            " history(ies) whose inputs and results hold the number and its variables, "
+            + (
+                "encrypted (unreadable without REDIALER_ENCRYPTION_KEYS) if the keys were set"
+                " when they ran"
+                if encrypted
+                else "in clear text where REDIALER_ENCRYPTION_KEYS was not set when they ran"
+            ),
+            *(f"    {w}" for w in ids[:LISTED_WORKFLOWS]),
+        ]
+        if len(ids) > LISTED_WORKFLOWS:
+            lines.append(f"    ... and {len(ids) - LISTED_WORKFLOWS} more")
+        lines.append("  to delete them sooner: temporal workflow delete --workflow-id ID")
+    provider_calls = [c for c in result.call_ids if not c.startswith("sim-")]
+    if provider_calls:
+        lines.append(
+            f"the provider keeps its own record of {len(provider_calls)} call(s) (ask it to"
+            f" erase them): {', '.join(provider_calls[:LISTED_WORKFLOWS])}"
+        )
+    for line in lines:
+        console.print(line, markup=False)
+
+
 def progress_json(p: CampaignProgress) -> dict[str, Any]:
     return p.model_dump(mode="json", exclude={"queued"})
 
@@ -356,12 +469,35 @@ def server(
     port: Annotated[int, typer.Option(help="Temporal frontend port.")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Web UI port.")] = 8233,
     db: Annotated[Path, typer.Option(help="Persistence file (SQLite).")] = DEFAULT_DB,
+    ui_codec_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--ui-codec-endpoint",
+            callback=_codec_endpoint,
+            help="Codec endpoint with which the Web UI shows encrypted payloads decrypted, e.g."
+            " http://127.0.0.1:8000/codec: `redialer api` with REDIALER_ENCRYPTION_KEYS and"
+            " REDIALER_CODEC_CORS_ORIGIN set to the Web UI's origin.",
+        ),
+    ] = None,
 ) -> None:
     """The embedded Temporal dev server with the Web UI and the search attributes registered."""
     from starter.server import exec_server
 
     console.print(f"Temporal on 127.0.0.1:{port}, Web UI http://127.0.0.1:{ui_port}, data in {db}")
-    exec_server(port=port, ui_port=ui_port, db=db)  # signals reach the server: no orphan
+    if ui_codec_endpoint is not None:
+        console.print(f"The Web UI decrypts payloads with {ui_codec_endpoint}")
+    exec_server(  # signals reach the server: no orphan
+        port=port, ui_port=ui_port, db=db, ui_codec_endpoint=ui_codec_endpoint
+    )
+
+
+def _codec_endpoint(url: str | None) -> str | None:
+    from starter.server import check_codec_endpoint
+
+    try:
+        return None if url is None else check_codec_endpoint(url)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def demo(

@@ -31,6 +31,7 @@ from redialer.payloads import (
     RecipientInput,
     RecipientResult,
 )
+from redialer.pseudonyms import Pseudonyms
 from redialer.recipients import Recipient
 from redialer.zones import recipient_zone_name
 from workflows import search_attributes as sa
@@ -191,9 +192,14 @@ async def progress(client: Client, campaign_id: str) -> CampaignProgress:
     return await campaign_handle(client, campaign_id).query(CampaignWorkflow.progress)
 
 
-async def history(client: Client, campaign_id: str, phone: str) -> RecipientHistory:
+async def history(
+    client: Client, campaign_id: str, phone: str, *, pseudonyms: Pseudonyms | None = None
+) -> RecipientHistory:
+    """By the number: its workflow id is computed as the worker computed it (`pseudonyms`:
+    this process's settings unless given)."""
+    p = pseudonyms if pseudonyms is not None else Pseudonyms.from_environment()
     handle = client.get_workflow_handle_for(
-        RecipientWorkflow.run, recipient_workflow_id(campaign_id, phone)
+        RecipientWorkflow.run, recipient_workflow_id(campaign_id, p.id_for(phone))
     )
     return await handle.query(RecipientWorkflow.history)
 
@@ -205,9 +211,14 @@ async def start_single_call(
     *,
     task_queue: str,
     workflow_id: str | None = None,
+    pseudonyms: Pseudonyms | None = None,
 ) -> WorkflowHandle[RecipientWorkflow, RecipientResult]:
     """One API-triggered call with retries, outside any campaign. A given `workflow_id` is
-    never reused (a retried request with the same id is refused, not dialed again)."""
+    never reused (a retried request with the same id is refused, not dialed again). With
+    `pseudonyms` on (this process's settings unless given), the id, RecipientPhone and the
+    summary hold the pseudonym or the masked number."""
+    p = pseudonyms if pseudonyms is not None else Pseudonyms.from_environment()
+    key = p.id_for(recipient.phone)
     return await client.start_workflow(
         RecipientWorkflow.run,
         RecipientInput(
@@ -219,13 +230,15 @@ async def start_single_call(
             variables=recipient.variables,
             metadata=recipient.metadata,
             policy=policy.model_dump(mode="json"),
+            phone_key=key if p.enabled else None,
+            display=p.shown(recipient.phone) if p.enabled else None,
         ),
-        id=workflow_id or f"call/{recipient.phone}/{uuid.uuid4()}",
+        id=workflow_id or f"call/{key}/{uuid.uuid4()}",
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
         if workflow_id
         else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-        search_attributes=recipient_search_attributes(None, recipient.phone),
-        static_summary=f"call {recipient.phone}",
+        search_attributes=recipient_search_attributes(None, key),
+        static_summary=f"call {p.shown(recipient.phone)}",
         priority=dispatch_priority(None),
     )

@@ -35,6 +35,7 @@ from redialer.payloads import (
     RecipientHistory,
     RecipientResult,
 )
+from redialer.pseudonyms import Pseudonyms
 from redialer.settings import get_settings
 from redialer.store.inspection import RecipientStanding, recipient_standing
 from redialer.store.store import Store
@@ -99,17 +100,25 @@ async def progress(
 
 
 async def history(
-    client: Client, campaign_id: str, phone: str, *, database: str | None = None
+    client: Client,
+    campaign_id: str,
+    phone: str,
+    *,
+    database: str | None = None,
+    pseudonyms: Pseudonyms | None = None,
 ) -> Answer[RecipientHistory]:
     """One recipient's attempts and status: live, or from its call records in the store (with
-    no next attempt: only the workflow knows when that is)."""
+    no next attempt: only the workflow knows when that is). Found by the number: its workflow id
+    is computed as the worker computed it (`pseudonyms`: this process's settings unless given).
+    """
+    key = (pseudonyms if pseudonyms is not None else Pseudonyms.from_environment()).id_for(phone)
     handle = client.get_workflow_handle_for(
-        RecipientWorkflow.run, recipient_workflow_id(campaign_id, phone)
+        RecipientWorkflow.run, recipient_workflow_id(campaign_id, key)
     )
     return await _inspect(
         handle,
         lambda: handle.query(RecipientWorkflow.history, **_deadline()),
-        lambda store, run: _history_from_store(store, campaign_id, phone, run),
+        lambda store, run: _history_from_store(store, campaign_id, phone, key, run),
         database=database,
         missing=f"{phone} in campaign {campaign_id!r}",
         caveat="the next attempt is unknown",
@@ -279,10 +288,11 @@ def _progress_from_store(
 
 
 def _history_from_store(
-    store: Store, campaign_id: str, phone: str, run: _Run[RecipientResult]
+    store: Store, campaign_id: str, phone: str, recipient_key: str, run: _Run[RecipientResult]
 ) -> RecipientHistory | None:
-    """Its call records (one retry group) and its final status from the campaign's recipients."""
-    retry_group_id = recipient_workflow_id(campaign_id, phone)
+    """Its call records (one retry group: the workflow id, named by `recipient_key`) and its
+    final status from the campaign's recipients."""
+    retry_group_id = recipient_workflow_id(campaign_id, recipient_key)
     standing = recipient_standing(store, campaign_id, phone)
     attempts = store.attempts_for(retry_group_id)
     if standing is None and not attempts:
@@ -376,7 +386,13 @@ def line_usage(campaign_id: str, *, database: str | None = None) -> dict[str, di
 
 
 async def unreachable(
-    kind: str, campaign_id: str, phone: str | None, *, database: str | None, why: str
+    kind: str,
+    campaign_id: str,
+    phone: str | None,
+    *,
+    database: str | None,
+    why: str,
+    pseudonyms: Pseudonyms | None = None,
 ) -> Answer[Any]:
     """Temporal itself cannot be reached (the demo's server has stopped, say): the store's
     answer, saying so."""
@@ -388,9 +404,12 @@ async def unreachable(
         )
     else:
         assert phone is not None
+        p = pseudonyms if pseudonyms is not None else Pseudonyms.from_environment()
         value = await _from_store(
             database,
-            lambda store: _history_from_store(store, campaign_id, phone, _Run(None)),
+            lambda store: _history_from_store(
+                store, campaign_id, phone, p.id_for(phone), _Run(None)
+            ),
             missing=f"{phone} in campaign {campaign_id!r}",
         )
     return Answer(value, Source.STORE, f"{why}; the figures may lag")

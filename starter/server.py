@@ -13,6 +13,7 @@ once it runs.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -38,9 +39,30 @@ FAIRNESS = [
 ]
 
 
+#: What `--ui-codec-endpoint` takes: the base URL the Web UI posts to (`/encode`, `/decode`).
+_CODEC_ENDPOINT = re.compile(r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+
+
+def check_codec_endpoint(url: str) -> str:
+    """The URL, if the Web UI can post to it: http(s), a host, a path and nothing else."""
+    if not _CODEC_ENDPOINT.match(url):
+        raise ValueError(
+            f"codec endpoint {url!r} must be an http:// or https:// URL with a host and no query,"
+            " e.g. http://127.0.0.1:8000/codec (`redialer api` with REDIALER_ENCRYPTION_KEYS)"
+        )
+    return url
+
+
 def server_command(
-    *, port: int, ui_port: int, db: Path | None, headless: bool = False
+    *,
+    port: int,
+    ui_port: int,
+    db: Path | None,
+    headless: bool = False,
+    ui_codec_endpoint: str | None = None,
 ) -> list[str]:
+    """The dev server's command line; `ui_codec_endpoint` lets the Web UI show payloads
+    decrypted by `redialer api`'s codec endpoint (in the browser, never stored)."""
     command = [
         find_binary("temporal"),
         "server",
@@ -66,15 +88,19 @@ def server_command(
         ]
     if headless:
         command.append("--headless")
+    if ui_codec_endpoint is not None:
+        command += ["--ui-codec-endpoint", check_codec_endpoint(ui_codec_endpoint)]
     for key in sa.ALL:
         kind = "Int" if key.name == "AttemptCount" else "Keyword"
         command += ["--search-attribute", f"{key.name}={kind}"]
     return command
 
 
-def exec_server(*, port: int, ui_port: int, db: Path) -> NoReturn:
+def exec_server(
+    *, port: int, ui_port: int, db: Path, ui_codec_endpoint: str | None = None
+) -> NoReturn:
     """Replace this process with the dev server (see the module's docstring for why)."""
-    command = server_command(port=port, ui_port=ui_port, db=db)
+    command = server_command(port=port, ui_port=ui_port, db=db, ui_codec_endpoint=ui_codec_endpoint)
     db.parent.mkdir(parents=True, exist_ok=True)
     for stream in (sys.stdout, sys.stderr):  # exec drops what Python has not written yet
         stream.flush()
@@ -82,14 +108,26 @@ def exec_server(*, port: int, ui_port: int, db: Path) -> NoReturn:
 
 
 def start_server(
-    *, port: int, ui_port: int, db: Path | None, headless: bool = False, log: Path | None = None
+    *,
+    port: int,
+    ui_port: int,
+    db: Path | None,
+    headless: bool = False,
+    log: Path | None = None,
+    ui_codec_endpoint: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the dev server in the background and wait until its frontend answers."""
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     process = subprocess.Popen(
-        server_command(port=port, ui_port=ui_port, db=db, headless=headless),
+        server_command(
+            port=port,
+            ui_port=ui_port,
+            db=db,
+            headless=headless,
+            ui_codec_endpoint=ui_codec_endpoint,
+        ),
         stdout=out,
         stderr=subprocess.STDOUT,
     )

@@ -33,6 +33,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.campaign_ops import CampaignActivities
+    from redialer.masking import mask_phone
     from redialer.outcomes import FinalStatus
     from redialer.payloads import (
         AddRecipientsInput,
@@ -346,7 +347,7 @@ class CampaignWorkflow:
             OptOutInput(campaign_id=self._input.campaign_id, phone=phone),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=STORE_RETRY,
-            summary=f"opt out {phone}",
+            summary=f"opt out {mask_phone(phone)}",  # history outlives erasure: no number in it
         )
         self._answer(request, f"{phone} is on the suppression list and will not be called")
         self._read_soon()  # its recipient ends now, perhaps the campaign's last

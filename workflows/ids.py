@@ -18,8 +18,10 @@ def campaign_workflow_id(campaign_id: str) -> str:
     return f"campaign/{campaign_id}"
 
 
-def recipient_workflow_id(campaign_id: str, e164: str) -> str:
-    return f"campaign/{campaign_id}/recipient/{e164}"
+def recipient_workflow_id(campaign_id: str, recipient_key: str) -> str:
+    """`recipient_key` is the number, or its pseudonym (`Pseudonyms.id_for`): the id is listed
+    in clear wherever workflows are."""
+    return f"campaign/{campaign_id}/recipient/{recipient_key}"
 
 
 def campaign_task_queue(task_queue: str) -> str:

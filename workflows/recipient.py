@@ -1,8 +1,9 @@
 """RecipientWorkflow: dial one number until it reaches a final status.
 
-One workflow per recipient (id `campaign/{campaign_id}/recipient/{e164}`), also usable on its own
-for a single API-triggered call with retries. Each pass of the loop sleeps durably until the next
-attempt's time (a timer any signal interrupts) and dials through an activity.
+One workflow per recipient (id `campaign/{campaign_id}/recipient/{e164 or its pseudonym}`), also
+usable on its own for a single API-triggered call with retries. Each pass of the loop sleeps
+durably until the next attempt's time (a timer any signal interrupts) and dials through an
+activity.
 
 Replay-safe by construction: no command this workflow emits depends on `workflow.now()`. Every
 decision that reads the time (may a call be placed now? when is the next one? is the recipient
@@ -72,6 +73,10 @@ class RecipientWorkflow:
     def __init__(self, input: RecipientInput) -> None:
         self._input = input
         self._phone = input.phone
+        #: The number as details and summaries show it, and as RecipientPhone holds it: masked
+        #: and pseudonymized when the starter says so (redialer/pseudonyms.py), else itself.
+        self._shown = input.display or input.phone
+        self._phone_key = input.phone_key or input.phone
         self._attempts: list[AttemptRecord] = []
         #: The next attempt and its time, as the last dial decided; None before the first, which
         #: is tried at once (the dial activity defers it if now is not an allowed time).
@@ -111,7 +116,7 @@ class RecipientWorkflow:
         if self._input.campaign_id is not None and have.get(sa.CAMPAIGN_ID) is None:
             wanted.append(sa.CAMPAIGN_ID.value_set(self._input.campaign_id))
         if have.get(sa.RECIPIENT_PHONE) is None:
-            wanted.append(sa.RECIPIENT_PHONE.value_set(self._phone))
+            wanted.append(sa.RECIPIENT_PHONE.value_set(self._phone_key))
         if have.get(sa.CALL_STATUS) is None:
             wanted.append(sa.CALL_STATUS.value_set(sa.IN_PROGRESS))
         if have.get(sa.ATTEMPT_COUNT) is None:
@@ -128,7 +133,7 @@ class RecipientWorkflow:
 
     async def _wait_while_paused(self) -> None:
         self._status = "paused"
-        workflow.set_current_details(f"**{self._phone}** paused with the campaign")
+        workflow.set_current_details(f"**{self._shown}** paused with the campaign")
         timeout = PAUSE_RECHECK if self._paused_in_store and not self._paused else None
         try:
             await workflow.wait_condition(
@@ -147,7 +152,7 @@ class RecipientWorkflow:
         why = ", ".join(d.describe() for d in upcoming.deferred)
         why = f" (deferred: {why})" if why else ""
         workflow.set_current_details(
-            f"**{self._phone}** attempt {upcoming.attempt} at {upcoming.at.isoformat()}{why}"
+            f"**{self._shown}** attempt {upcoming.attempt} at {upcoming.at.isoformat()}{why}"
         )
         delay = max((upcoming.at - workflow.now()).total_seconds(), MIN_TIMER)
         self._wake = False
@@ -166,6 +171,13 @@ class RecipientWorkflow:
         (a dial waiting for a line), while a call in progress finishes and is recorded."""
         attempt = len(self._attempts) + 1
         self._status = "dialing"
+        # Details cost no history events. Whether the dial rings or waits for a line only the
+        # activity knows (telling the workflow would cost events per wait): its pending entry
+        # in the Web UI says "waiting for a line, N calls ahead" while it waits.
+        workflow.set_current_details(
+            f"**{self._shown}** attempt {attempt}: dialing, or waiting for a line"
+            " (the pending dial says which)"
+        )
         handle = workflow.start_activity_method(
             DialActivities.dial,
             DialInput(
@@ -183,7 +195,7 @@ class RecipientWorkflow:
             heartbeat_timeout=DIAL_HEARTBEAT,
             retry_policy=DIAL_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"dial {self._phone} attempt {attempt}",
+            summary=f"dial {self._shown} attempt {attempt}",
         )
         await workflow.wait_condition(lambda: handle.done() or self._canceled or self._opted_out)
         if not handle.done():
@@ -225,7 +237,7 @@ class RecipientWorkflow:
             raise ApplicationError("recipient loop ended without a final status")
         self._status, self._next = final.status.value, None
         workflow.set_current_details(
-            f"**{self._phone}** final: {final.status.value} ({final.reason})"
+            f"**{self._shown}** final: {final.status.value} ({final.reason})"
         )
         attributes: list[SearchAttributeUpdate[Any]] = [
             sa.CALL_STATUS.value_set(final.status.value)

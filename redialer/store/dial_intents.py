@@ -43,9 +43,7 @@ class DialIntents:
         now = datetime.now(UTC)
         insert = (
             dialect.insert(table)
-            .values(
-                idempotency_key=key, phone=phone, attempt=attempt, created_at=now, requests=1
-            )
+            .values(idempotency_key=key, phone=phone, attempt=attempt, created_at=now, requests=1)
             .on_conflict_do_nothing()
             .returning(table.c.idempotency_key)
         )

@@ -4,13 +4,18 @@ SQLite file by default (WAL, so several worker processes can share it), PostgreS
 production. Every write that a retried activity may repeat is idempotent (insert-or-ignore on a
 natural key), so a retry never duplicates a record. Synchronous by design: activities call it
 through `asyncio.to_thread`, keeping the event loop free for heartbeats.
+
+`forget` erases one person's number and data (a right-to-erasure request) and keeps their
+opt-out as a pseudonym, which the suppression check matches as well as the number.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -21,13 +26,20 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from redialer.outcomes import Outcome
 from redialer.payloads import AttemptRecord
+from redialer.pseudonyms import NoPseudonymKey, Pseudonyms
 from redialer.recipients import Recipient
 from redialer.store.call_caps import CallCaps
 from redialer.store.sqlite_writes import serialize_writes
 from redialer.store.tables import (
+    CallLineRow,
     CallRecordRow,
+    CallSlotRow,
     CampaignRecipientRow,
     CampaignRow,
+    DialIntentRow,
+    DialTicketRow,
+    ProviderCallRow,
+    SimulatedDialRow,
     SuppressionRow,
     utcnow,
 )
@@ -84,21 +96,31 @@ def _switch_to_wal(cursor: Any) -> None:
 class Store:
     """The one gateway to the database. One engine per store, a session per call."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pseudonyms: Pseudonyms | None = None) -> None:
         self.engine = engine_for(url)
         self.caps = CallCaps(self.engine)
+        self._pseudonyms = pseudonyms
+
+    @property
+    def pseudonyms(self) -> Pseudonyms:
+        """The key a forgotten number's suppression is kept under: as given, else this
+        process's settings (REDIALER_PSEUDONYM_KEY or REDIALER_ENCRYPTION_KEYS), read at first
+        need."""
+        if self._pseudonyms is None:
+            self._pseudonyms = Pseudonyms.from_environment()
+        return self._pseudonyms
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)})"
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, pseudonyms: Pseudonyms | None = None) -> Store:
         """Connect; on an empty database, make the schema by running every migration (safe
         when workers start together). A store at another revision is refused with
         `SchemaOutOfDate`, naming `redialer db upgrade`: never write to tables we do not match."""
         from redialer.store.migrations.schema import open_schema  # alembic: only when opening
 
-        store = cls(url)
+        store = cls(url, pseudonyms=pseudonyms)
         try:
             open_schema(store.engine)
         except BaseException:
@@ -243,6 +265,16 @@ class Store:
                 session.exec(query.order_by(col(CampaignRecipientRow.workflow_id)).limit(limit))
             )
 
+    def workflow_id_of(self, campaign_id: str, phone: str) -> str | None:
+        """The id the recipient's workflow was started with (the number's, or its pseudonym's)."""
+        with Session(self.engine) as session:
+            return session.exec(
+                select(CampaignRecipientRow.workflow_id).where(
+                    CampaignRecipientRow.campaign_id == campaign_id,
+                    CampaignRecipientRow.phone == phone,
+                )
+            ).first()
+
     def record_final(
         self,
         *,
@@ -305,7 +337,9 @@ class Store:
             ).first()
             state = _campaign_state(connection, campaign_id) if campaign_id is not None else None
             reason = connection.execute(
-                sa_select(suppression.reason).where(suppression.phone == phone)
+                sa_select(suppression.reason)
+                .where(suppression.phone.in_(self._suppression_keys(phone)))
+                .limit(1)
             ).scalar()
         return DialGate(
             recorded=_attempt(row) if row is not None else None,  # type: ignore[arg-type]
@@ -504,8 +538,199 @@ class Store:
 
     def suppression_reason(self, phone: str) -> str | None:
         with Session(self.engine) as session:
-            row = session.get(SuppressionRow, phone)
-            return row.reason if row else None
+            return session.exec(
+                select(SuppressionRow.reason)
+                .where(col(SuppressionRow.phone).in_(self._suppression_keys(phone)))
+                .limit(1)
+            ).first()
+
+    def _suppression_keys(self, phone: str) -> list[str]:
+        """The number, and its pseudonym: `forget` keeps an opt-out under the latter."""
+        if not self.pseudonyms.has_key:
+            return [phone]
+        return [phone, self.pseudonyms.pseudonym(phone)]
+
+    # ---- erasure --------------------------------------------------------------------------------
+
+    def forget(self, phone: str) -> ForgetResult:
+        """Erase a number and what identifies its person, in one transaction; keep the counts.
+
+        Column by column (each table holding the number):
+
+        - `campaign_recipients`: `phone` becomes the pseudonym and `workflow_id` names it
+          instead of the number; `variables` and `metadata` are emptied (names, account ids...).
+          Kept: `campaign_id`, `seq`, `state`, `status`, `attempts`, `timezone`, `zone` (the
+          report's local hours), times. So progress, reports and exports count them as before.
+        - `call_records`: `phone`, `idempotency_key` and `retry_group_id` name the pseudonym;
+          `variables` are emptied. Kept: `attempt`, `outcome`, `started_at`, `ended_at`,
+          `dialed`, `message_left`, `call_id` (the provider's id: what to quote to the provider
+          to erase its own record), `recorded_at`: every statistic of the report.
+        - `suppression`: an opt-out or DND entry stays, under the pseudonym (a keyed hash: the
+          number cannot be read back, the dial gate still matches it); `reason`, `campaign_id`
+          and `created_at` stay.
+        - `dial_intents`, `simulated_dials`: `idempotency_key` and `phone` name the pseudonym;
+          counts and times stay (the exactly-once evidence).
+        - `provider_calls`: `idempotency_key` names the pseudonym; `answer_twiml` and
+          `voicemail_twiml` (rendered with the person's variables) are erased; the status,
+          outcome, duration and `call_sid` stay. `provider_callbacks` hold no number.
+        - `call_slots`, `call_line`, `dial_tickets`: a `holder` (an idempotency key) names the
+          pseudonym.
+
+        Refused (`ForgetRefused`) while the number is queued or being called in a campaign (its
+        workflow would write it back): opt it out or stop the campaign first. `NoPseudonymKey`
+        without a key (REDIALER_PSEUDONYM_KEY).
+        """
+        if not phone.startswith("+") or not phone[1:].isdigit():
+            raise ValueError(f"forget takes an E.164 number, not {phone!r}")
+        pseudonym = self.pseudonyms.pseudonym(phone) if self.pseudonyms.has_key else None
+        if pseudonym is None:
+            raise NoPseudonymKey("forgetting a number (its opt-out is kept as a pseudonym)")
+        number = re.compile(re.escape(phone) + r"(?!\d)")  # not a longer number's start
+        recipients = CampaignRecipientRow.__table__.c  # type: ignore[attr-defined]
+        records = CallRecordRow.__table__.c  # type: ignore[attr-defined]
+        suppression = SuppressionRow.__table__.c  # type: ignore[attr-defined]
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                sa_select(recipients.campaign_id, recipients.state, recipients.workflow_id).where(
+                    recipients.phone == phone
+                )
+            ).all()
+            active = sorted({r.campaign_id for r in rows if r.state != "final"})
+            if active:
+                raise ForgetRefused(
+                    f"{phone} is still queued or being called in campaign(s) {', '.join(active)}:"
+                    " opt it out (`redialer opt-out CAMPAIGN PHONE`) or stop the campaign, then"
+                    " forget it once its recipient is final"
+                )
+            taken = connection.execute(
+                sa_select(recipients.campaign_id).where(
+                    recipients.phone == pseudonym,
+                    recipients.campaign_id.in_([r.campaign_id for r in rows]),
+                )
+            ).all()
+            if taken:
+                raise ForgetRefused(
+                    f"{phone} was forgotten before and added again to campaign(s)"
+                    f" {', '.join(sorted(t.campaign_id for t in taken))}: its two rows there"
+                    " would become one"
+                )
+            groups = connection.execute(
+                sa_select(records.retry_group_id).distinct().where(records.phone == phone)
+            ).scalars()
+            workflow_ids = sorted({r.workflow_id for r in rows} | set(groups))
+            calls = connection.execute(
+                sa_select(records.call_id).where(
+                    records.phone == phone, records.call_id.is_not(None)
+                )
+            ).scalars()
+            call_ids = sorted(set(calls))
+            connection.execute(
+                update(CampaignRecipientRow)
+                .where(recipients.phone == phone)
+                .values({recipients.variables: {}, recipients["metadata"]: {}})
+            )
+            called = connection.execute(
+                update(CallRecordRow).where(records.phone == phone).values({records.variables: {}})
+            ).rowcount
+            provider = ProviderCallRow.__table__.c  # type: ignore[attr-defined]
+            connection.execute(
+                update(ProviderCallRow)
+                .where(provider.idempotency_key.contains(phone, autoescape=True))
+                .values(answer_twiml=None, voicemail_twiml=None)
+            )
+            reason = connection.execute(
+                sa_select(suppression.reason).where(suppression.phone == pseudonym)
+            ).scalar()
+            if reason is not None:  # forgotten before, opted out again since: one entry is enough
+                connection.execute(
+                    SuppressionRow.__table__.delete().where(  # type: ignore[attr-defined]
+                        suppression.phone == phone
+                    )
+                )
+            else:
+                reason = connection.execute(
+                    sa_select(suppression.reason).where(suppression.phone == phone)
+                ).scalar()
+            rewritten = sum(
+                _rewrite(connection, table, column, phone, number, pseudonym)
+                for table, column in _NAMING_THE_NUMBER
+            )
+        return ForgetResult(
+            phone_key=pseudonym,
+            recipients=len(rows),
+            call_records=int(called or 0),
+            suppressed=reason,
+            rewritten=rewritten,
+            workflow_ids=workflow_ids,
+            call_ids=call_ids,
+        )
+
+
+class ForgetRefused(Exception):
+    """`Store.forget` would leave the store inconsistent; the message says what to do first."""
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    """What `Store.forget` changed, and what it cannot reach."""
+
+    phone_key: str  # the pseudonym that now stands for the number
+    recipients: int  # campaign recipients: number replaced, variables and metadata erased
+    call_records: int  # attempts: number replaced, variables erased; outcomes and times kept
+    suppressed: str | None  # the suppression kept under the pseudonym ("opted_out", "dnd")
+    rewritten: int  # values (ids, keys, numbers) that named the number, across every table
+    #: Temporal's workflows for the number, by the ids they were started with (an id holds the
+    #: number itself where pseudonyms were off): they stay until the namespace's retention.
+    workflow_ids: list[str]
+    call_ids: list[str]  # the provider's call ids: its own records are for the provider to erase
+
+    @property
+    def found(self) -> bool:
+        """The number was in the store (a suppression kept by an earlier `forget` is not)."""
+        return bool(self.recipients or self.call_records or self.rewritten)
+
+
+#: Every text column that may hold the number, alone or inside an id or idempotency key.
+_NAMING_THE_NUMBER: list[tuple[type[SQLModel], str]] = [
+    (CampaignRecipientRow, "phone"),
+    (CampaignRecipientRow, "workflow_id"),
+    (CallRecordRow, "phone"),
+    (CallRecordRow, "idempotency_key"),
+    (CallRecordRow, "retry_group_id"),
+    (SuppressionRow, "phone"),
+    (DialIntentRow, "idempotency_key"),
+    (DialIntentRow, "phone"),
+    (ProviderCallRow, "idempotency_key"),
+    (SimulatedDialRow, "idempotency_key"),
+    (SimulatedDialRow, "phone"),
+    (CallSlotRow, "holder"),
+    (CallLineRow, "holder"),
+    (DialTicketRow, "holder"),
+]
+
+
+def _rewrite(
+    connection: Connection,
+    table: type[SQLModel],
+    column: str,
+    phone: str,
+    number: re.Pattern[str],
+    pseudonym: str,
+) -> int:
+    """Each distinct value of `column` naming the number, with the pseudonym in its place."""
+    c = table.__table__.c[column]  # type: ignore[attr-defined]
+    values = connection.execute(
+        sa_select(c).distinct().where(c.contains(phone, autoescape=True))
+    ).scalars()
+    changed = 0
+    for old in list(values):
+        new = number.sub(pseudonym, old)
+        if new != old:
+            connection.execute(
+                update(table.__table__).where(c == old).values({c: new})  # type: ignore[attr-defined]
+            )
+            changed += 1
+    return changed
 
 
 class QueuedRow(NamedTuple):
