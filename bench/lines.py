@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlmodel import SQLModel
 from temporalio.client import Client
 
 from bench.proc_cpu import _machine_busy, _stat_cpu
@@ -63,6 +64,8 @@ from starter import campaigns
 from starter.client import connect
 from starter.server import free_port, start_server
 
+#: The store every process shares (`--database`); None: a new SQLite file per sub-bench.
+DATABASE: str | None = None
 #: Every number rings unanswered: 25-35 s at speed 1.
 RING = DURATIONS[Outcome.NO_ANSWER]
 
@@ -81,7 +84,8 @@ class Env:
 async def environment(
     *, workers: int, speed: float, numbers: Iterable[str], extra: dict[str, str] | None = None
 ) -> AsyncIterator[Env]:
-    """A dev server on a WAL SQLite file and `workers` worker processes sharing one store."""
+    """A dev server on a WAL SQLite file and `workers` worker processes sharing one store (a
+    SQLite file, or `--database`, emptied first)."""
     tmp = Path(tempfile.mkdtemp(prefix="redialer-lines-"))
     port = free_port()
     server = start_server(
@@ -96,8 +100,14 @@ async def environment(
     settings = Settings(
         temporal_address=f"127.0.0.1:{port}",
         task_queue="lines",
-        database_url=f"sqlite:///{tmp / 'calls.db'}",
+        database_url=DATABASE or f"sqlite:///{tmp / 'calls.db'}",
     )
+    if DATABASE:
+        emptied = Store(DATABASE)
+        SQLModel.metadata.drop_all(emptied.engine)
+        with emptied.engine.begin() as c:
+            c.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        emptied.close()
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": settings.temporal_address,
@@ -713,7 +723,8 @@ def versions() -> dict[str, str]:
 
 def save(name: str, result: dict[str, Any], args: argparse.Namespace, code: dict[str, str]) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}-lines-{name}.json"
+    store = "-postgres" if DATABASE and DATABASE.startswith("postgresql") else ""
+    path = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}-lines-{name}{store}.json"
     doc = {
         "bench": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -775,6 +786,9 @@ async def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="b4,b4big,b5,b5small,cps")
+    parser.add_argument(
+        "--database", default=None, help="a PostgreSQL URL for the store (emptied first)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (b4, b5)")
     parser.add_argument("--b4", type=int, default=2_000, help="B4's recipients (cap 20)")
     parser.add_argument("--big", type=int, default=20_000, help="b4big's recipients")
@@ -798,6 +812,8 @@ def main() -> None:
     parser.add_argument("--cps-extra", type=int, default=100, help="recipients past the need")
     parser.add_argument("--cps-speed", type=float, default=30.0, help="calls of about 1 s")
     args = parser.parse_args()
+    global DATABASE
+    DATABASE = args.database
     for name in args.only.split(","):
         print(f"running {name} ...", flush=True)
         t = time.time()
