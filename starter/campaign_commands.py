@@ -475,8 +475,9 @@ def server(
             "--ui-codec-endpoint",
             callback=_codec_endpoint,
             help="Codec endpoint with which the Web UI shows encrypted payloads decrypted, e.g."
-            " http://127.0.0.1:8000/codec: `redialer api` with REDIALER_ENCRYPTION_KEYS and"
-            " REDIALER_CODEC_CORS_ORIGIN set to the Web UI's origin.",
+            " http://127.0.0.1:8000/codec: `redialer api` with REDIALER_ENCRYPTION_KEYS,"
+            " REDIALER_CODEC_ENDPOINT=true and REDIALER_CODEC_CORS_ORIGIN set to the Web UI's"
+            " origin.",
         ),
     ] = None,
 ) -> None:

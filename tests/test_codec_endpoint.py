@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -180,3 +182,28 @@ def test_the_dev_server_gets_the_ui_codec_endpoint() -> None:
 def test_a_ui_codec_endpoint_that_is_not_http_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
         server_command(port=7233, ui_port=8233, db=None, ui_codec_endpoint=url)
+
+
+@pytest.mark.devserver
+def test_the_web_ui_is_told_to_use_the_codec_endpoint(tmp_path: Path) -> None:
+    """`redialer server --ui-codec-endpoint URL` reaches the Web UI itself: the settings the UI
+    serves to the browser name the endpoint, so the browser posts payloads there to decode."""
+    from starter.server import free_port, start_server
+
+    ui_port = free_port()
+    server = start_server(
+        port=free_port(), ui_port=ui_port, db=None, ui_codec_endpoint="http://127.0.0.1:8000/codec"
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                settings = httpx.get(f"http://127.0.0.1:{ui_port}/api/v1/settings", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the Web UI did not answer"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert settings.json()["Codec"]["Endpoint"] == "http://127.0.0.1:8000/codec"
