@@ -7,7 +7,7 @@ import sys
 import typer
 
 from starter import campaign_commands as run
-from starter import db_commands, spec_commands
+from starter import db_commands, spec_commands, suppress_commands
 from starter import report_commands as insight
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ app.command()(insight.report)
 app.command()(insight.export)
 app.command()(insight.watch)
 app.add_typer(db_commands.app, name="db")
+app.add_typer(suppress_commands.app, name="suppress")
 
 
 def main() -> None:

@@ -524,17 +524,110 @@ class Store:
 
     # ---- suppression ----------------------------------------------------------------------------
 
-    def suppress(self, phone: str, reason: str, campaign_id: str | None = None) -> None:
+    def suppress(
+        self,
+        phone: str,
+        reason: str,
+        campaign_id: str | None = None,
+        *,
+        source: str | None = None,
+        note: str | None = None,
+    ) -> None:
         """Add a number to the suppression list; an existing entry keeps its first reason."""
         with self.engine.begin() as connection:
-            connection.execute(self._suppression_insert(phone, reason, campaign_id))
+            connection.execute(
+                self._suppression_insert(phone, reason, campaign_id, source=source, note=note)
+            )
 
-    def _suppression_insert(self, phone: str, reason: str, campaign_id: str | None) -> Any:
+    def _suppression_insert(
+        self,
+        phone: str,
+        reason: str,
+        campaign_id: str | None,
+        *,
+        source: str | None = None,
+        note: str | None = None,
+    ) -> Any:
         return (
             self._insert(SuppressionRow)
-            .values(phone=phone, reason=reason, campaign_id=campaign_id, created_at=utcnow())
+            .values(
+                phone=phone,
+                reason=reason,
+                campaign_id=campaign_id,
+                created_at=utcnow(),
+                source=source or _suppression_source(reason, campaign_id),
+                note=note,
+            )
             .on_conflict_do_nothing()
         )
+
+    def add_suppression(
+        self, phone: str, reason: str, *, source: str, note: str | None = None
+    ) -> tuple[SuppressionRow, bool]:
+        """(the entry, whether it is new). A number already on the list, in clear or kept as a
+        pseudonym by `forget`, keeps its entry: its first reason and source are the evidence."""
+        with self.engine.begin() as connection:
+            existing = _suppression_row(connection, self._suppression_keys(phone))
+            if existing is not None:
+                return existing, False
+            added = connection.execute(
+                self._suppression_insert(phone, reason, None, source=source, note=note)
+            ).rowcount
+            row = _suppression_row(connection, [phone])
+        if row is None:  # pragma: no cover - inserted or found in this very transaction
+            raise RuntimeError(f"{phone}: neither added to nor found on the suppression list")
+        return row, bool(added)
+
+    def suppression_entry(self, phone: str) -> SuppressionRow | None:
+        """The number's entry (or its pseudonym's, after `forget`), with who added it and when."""
+        with self.engine.connect() as connection:
+            return _suppression_row(connection, self._suppression_keys(phone))
+
+    def remove_suppression(self, phone: str, *, force: bool = False) -> SuppressionRow | None:
+        """Take a number off the list (its pseudonym's entry too); returns what was removed,
+        None if it was not there. An opt-out is the person's own request: `SuppressionKept`
+        unless `force`."""
+        suppression = SuppressionRow.__table__.c  # type: ignore[attr-defined]
+        keys = self._suppression_keys(phone)
+        with self.engine.begin() as connection:
+            found = _suppression_rows(connection, keys)  # the number's, and its pseudonym's
+            if not found:
+                return None
+            row = next((r for r in found if r.reason == "opted_out"), found[0])
+            if row.reason == "opted_out" and not force:
+                raise SuppressionKept(
+                    f"{phone} opted out (source {row.source or 'not recorded'}, since"
+                    f" {row.created_at:%Y-%m-%d %H:%M} UTC): the person asked not to be called."
+                    " Remove it only on their own new consent, with --force"
+                )
+            connection.execute(
+                SuppressionRow.__table__.delete().where(  # type: ignore[attr-defined]
+                    suppression.phone.in_(keys)
+                )
+            )
+        return row
+
+    def suppression_list(
+        self, *, reason: str | None = None, limit: int = 100
+    ) -> list[SuppressionRow]:
+        """The newest entries first (an import's rows share its time: then by number)."""
+        query = select(SuppressionRow)
+        if reason is not None:
+            query = query.where(SuppressionRow.reason == reason)
+        query = query.order_by(
+            col(SuppressionRow.created_at).desc(), col(SuppressionRow.phone)
+        ).limit(limit)
+        with Session(self.engine) as session:
+            rows = list(session.exec(query))
+            session.expunge_all()
+        return rows
+
+    def suppression_count(self, *, reason: str | None = None) -> int:
+        query = select(func.count()).select_from(SuppressionRow)
+        if reason is not None:
+            query = query.where(SuppressionRow.reason == reason)
+        with Session(self.engine) as session:
+            return session.exec(query).one()
 
     def suppression_reason(self, phone: str) -> str | None:
         with Session(self.engine) as session:
@@ -651,6 +744,9 @@ class Store:
                 reason = connection.execute(
                     sa_select(suppression.reason).where(suppression.phone == phone)
                 ).scalar()
+            connection.execute(  # an operator's note may name the person; who and when stay
+                update(SuppressionRow).where(suppression.phone == phone).values(note=None)
+            )
             rewritten = sum(
                 _rewrite(connection, table, column, phone, number, pseudonym)
                 for table, column in _NAMING_THE_NUMBER
@@ -664,6 +760,32 @@ class Store:
             workflow_ids=workflow_ids,
             call_ids=call_ids,
         )
+
+
+class SuppressionKept(Exception):
+    """`Store.remove_suppression` refused: the entry is a person's opt-out (`force` removes it)."""
+
+
+def _suppression_source(reason: str, campaign_id: str | None) -> str:
+    """Who added an entry when the caller did not say: a campaign's opt-out, or a call's end."""
+    where = f"campaign {campaign_id}" if campaign_id is not None else "a single call"
+    return f"opt_out:{where}" if reason == "opted_out" else f"call:{reason} {where}"
+
+
+def _suppression_row(connection: Connection, keys: Sequence[str]) -> SuppressionRow | None:
+    found = _suppression_rows(connection, keys)
+    return found[0] if found else None
+
+
+def _suppression_rows(connection: Connection, keys: Sequence[str]) -> list[SuppressionRow]:
+    """The entries under any of `keys`, oldest first (the first reason is the one that holds)."""
+    suppression = SuppressionRow.__table__.c  # type: ignore[attr-defined]
+    rows = connection.execute(
+        sa_select(suppression)
+        .where(suppression.phone.in_(keys))
+        .order_by(suppression.created_at, suppression.phone)
+    ).all()
+    return [SuppressionRow.model_validate(row._mapping) for row in rows]
 
 
 class ForgetRefused(Exception):

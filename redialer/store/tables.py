@@ -106,14 +106,19 @@ class CampaignRow(SQLModel, table=True):
 
 
 class SuppressionRow(SQLModel, table=True):
-    """Numbers never to call again, across campaigns: opted out or on a DND registry."""
+    """Numbers never to call again, across campaigns: opted out, on a do-not-call registry, or
+    added by hand. Who or what added each, and when, is kept: a complaint asks both."""
 
     __tablename__ = "suppression"
 
     phone: str = Field(primary_key=True)
-    reason: str
+    reason: str  # opted_out | dnd (a call's outcome) | dnc (a registry) | manual
     campaign_id: str | None = None
     created_at: datetime = _when(nullable=False)
+    #: Who or what added it: "cli:<user>", "import:<file>", "opt_out:campaign <id>",
+    #: "call:dnd campaign <id>". Null on rows added before revision 0005 (never recorded).
+    source: str | None = None
+    note: str | None = None  # the operator's words (`redialer suppress add --note`)
 
 
 class DialIntentRow(SQLModel, table=True):
