@@ -30,8 +30,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.line_waiting import LineWaiting
-from redialer.allowed_time import next_allowed
+from redialer.allowed_time import NoAllowedTime, next_allowed
 from redialer.campaign import CampaignPolicy
+from redialer.compliance import zone_is_own
 from redialer.dialers.base import (
     CallRequest,
     CallResult,
@@ -229,7 +230,21 @@ class DialActivities:
         this attempt's next allowed time: no call at a forbidden hour, whenever the dial runs
         (a timer that fired late, a retry after a crash, a wait for a line)."""
         now = clock()
-        at, deferred = next_allowed(now, policy=policy, zone=zone, attempts=input.attempts)
+        try:
+            at, deferred = next_allowed(
+                now,
+                policy=policy,
+                zone=zone,
+                attempts=input.attempts,
+                phone=input.phone,  # compliance rules cover numbers, and read its candidate zones
+                own_zone=zone_is_own(input.phone, input.zone, policy.timezone),
+            )
+        except NoAllowedTime as exc:  # the campaign's hours and a rule never overlap here
+            raise ApplicationError(
+                f"no time is allowed to call this number: {exc}",
+                type="InvalidDialRequest",
+                non_retryable=True,
+            ) from exc
         if at <= now:
             return None
         if at - now <= SHORT_WAIT:

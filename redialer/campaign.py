@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from redialer.call_spec import CallSpec
+from redialer.compliance import check_names
 from redialer.outcomes import RETRYABLE_OUTCOMES, Outcome
 from redialer.recipients import Recipient, ZoneName
 from redialer.strategies import NoRetry, RetryCount, RetryStrategy
@@ -67,6 +70,14 @@ class CampaignPolicy(BaseModel):
     priority: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False)
     #: What an answered call does (a real provider needs it; the simulator ignores it).
     call: CallSpec | None = None
+    #: Calling-time laws (`redialer.compliance`): rule names, or "auto" for every rule that
+    #: covers a recipient's number. They narrow calling hours and windows, never widen them.
+    compliance: list[str] | Literal["auto"] | None = None
+
+    @field_validator("compliance", mode="before")
+    @classmethod
+    def _known_rules(cls, value: object) -> object:
+        return check_names(value)
 
     @model_validator(mode="after")
     def _some_time_left(self) -> CampaignPolicy:

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel
 
-from redialer.allowed_time import Deferral
+from redialer.allowed_time import Deferral, next_allowed
 from redialer.campaign import CampaignPolicy
+from redialer.compliance import rule_zone_names, rules_for, zone_is_own
 from redialer.outcomes import FinalStatus, Outcome
 from redialer.schedule import Final, next_step
 from redialer.zones import load_zone, recipient_zone_name
@@ -40,6 +41,8 @@ class Plan(BaseModel):
     attempts: list[PlannedAttempt]
     final_status: FinalStatus | None
     final_reason: str | None = None
+    #: The candidate zones compliance rules held in, when the number has several (else empty).
+    compliance_zones: list[str] = []
 
 
 def plan_attempts(
@@ -55,6 +58,14 @@ def plan_attempts(
     """Walk the schedule with scripted outcomes; each call lasts `call_seconds`."""
     zone_name = recipient_zone_name(own=recipient_timezone, phone=phone, campaign=policy.timezone)
     zone = load_zone(zone_name)
+    # As the dial activity does: the rules, and whether the zone is the recipient's own.
+    own_zone = zone_is_own(phone, zone_name, policy.timezone)
+    rule_zones = (
+        rule_zone_names(phone, zone_name, own_zone=own_zone)
+        if rules_for(policy.compliance, phone)
+        else ()
+    )
+    intersected = list(rule_zones) if len(rule_zones) > 1 else []
     rng = random.Random(seed)
     made: list[_Attempt] = []
     planned: list[PlannedAttempt] = []
@@ -68,12 +79,18 @@ def plan_attempts(
                 attempts=planned,
                 final_status=decision.status,
                 final_reason=decision.reason,
+                compliance_zones=intersected,
             )
+        # The dial activity holds the call to the number's compliance rules (the schedule
+        # knows no numbers): the attempt is placed when they allow, and says which moved it.
+        at, by_rules = next_allowed(
+            decision.at, policy=policy, zone=zone, attempts=made, phone=phone, own_zone=own_zone
+        )
         outcome = outcomes[len(made)] if len(made) < len(outcomes) else None
         planned.append(
             PlannedAttempt(
                 attempt=decision.attempt,
-                at=decision.at.astimezone(zone),
+                at=at.astimezone(zone),
                 outcome=outcome,
                 deferred=[
                     d.model_copy(
@@ -82,7 +99,7 @@ def plan_attempts(
                             "moved_to": d.moved_to.astimezone(zone),
                         }
                     )
-                    for d in decision.deferred
+                    for d in [*decision.deferred, *by_rules]
                 ],
             )
         )
@@ -93,7 +110,8 @@ def plan_attempts(
                 attempts=planned,
                 final_status=None,
                 final_reason="the outcomes given ran out before the recipient was final",
+                compliance_zones=intersected,
             )
-        ended = decision.at + timedelta(seconds=call_seconds)
-        made.append(_Attempt(outcome, decision.at, ended))
+        ended = at + timedelta(seconds=call_seconds)
+        made.append(_Attempt(outcome, at, ended))
         now = ended

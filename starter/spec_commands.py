@@ -219,9 +219,21 @@ def plan(
         seed=seed,
     )
     if as_json:
-        print_json(result.model_dump(mode="json", exclude={"final_reason"}))
+        shown = result.model_dump(mode="json", exclude={"final_reason"})
+        if not result.compliance_zones:  # the documented shape, unless the rules used zones
+            shown.pop("compliance_zones")
+        print_json(shown)
         return
     console.print(f"[bold]{result.recipient}[/bold] ({result.timezone})")
+    if result.compliance_zones:
+        console.print(
+            f"  compliance: the number may ring in {len(result.compliance_zones)} zones; rule hours"
+            f" hold in all of them (safe intersection of {len(result.compliance_zones)} zones: "
+            + ", ".join(result.compliance_zones)
+            + ")",
+            markup=False,
+            soft_wrap=True,
+        )
     for a in result.attempts:
         moved = "; moved by " + ", ".join(d.describe() for d in a.deferred) if a.deferred else ""
         console.print(

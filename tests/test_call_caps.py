@@ -288,8 +288,7 @@ async def test_waiters_on_one_worker_take_turns_looking_at_the_line(monkeypatch)
     async def waiters() -> list[Admission]:
         nonlocal free_lines
         everyone = [
-            asyncio.create_task(waiting.wait_for_turn(ask, refused, may_be_free))
-            for _ in range(32)
+            asyncio.create_task(waiting.wait_for_turn(ask, refused, may_be_free)) for _ in range(32)
         ]
         await asyncio.sleep(0.5)
         assert asks == 0 and looks <= 1 + 0.5 / line_waiting.POLL * 2, looks
