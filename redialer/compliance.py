@@ -142,7 +142,7 @@ def check_names(value: object) -> list[str] | Literal["auto"] | None:
         )
     names: list[str] = []
     for item in value:
-        if item not in RULES:
+        if not isinstance(item, str) or item not in RULES:  # {} or [] are not hashable names
             raise ValueError(
                 f'compliance: {item!r} is not a known rule; known rules: {known} (or "auto")'
             )

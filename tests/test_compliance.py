@@ -420,3 +420,10 @@ async def test_a_number_no_rule_lets_the_campaign_call_ends_failed_not_retried_f
         await ActivityEnvironment().run(dialing.dial, call)
     assert refused.value.non_retryable and "no time is allowed" in refused.value.message
     assert DialLedger(store).dials_for("+12125550101") == []
+
+
+@pytest.mark.parametrize("bad", [[{}], [[]], [1], {"us_tcpa": True}, 3])
+def test_a_compliance_value_of_the_wrong_shape_is_refused_naming_the_field(bad: object) -> None:
+    """Found by the API's fuzzing: `[{}]` crashed the check (500) instead of a 422."""
+    with pytest.raises(ValidationError, match="compliance"):
+        CampaignPolicy.model_validate({"timezone": "UTC", "compliance": bad})
