@@ -274,6 +274,8 @@ class DialActivities:
             attempts=[*input.attempts, record],
             now=max(clock(), record.ended_at),
             rng=random.Random(key),
+            phone=input.phone,  # the next time keeps the number's compliance rules too
+            own_zone=zone_is_own(input.phone, input.zone, policy.timezone),
         )
         final = decision if isinstance(decision, Final) else None
         upcoming = (

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel
 
-from redialer.allowed_time import Deferral, next_allowed
+from redialer.allowed_time import Deferral
 from redialer.campaign import CampaignPolicy
 from redialer.compliance import rule_zone_names, rules_for, zone_is_own
 from redialer.outcomes import FinalStatus, Outcome
@@ -71,7 +71,9 @@ def plan_attempts(
     planned: list[PlannedAttempt] = []
     now = start
     while True:
-        decision = next_step(policy, zone=zone, attempts=made, now=now, rng=rng)
+        decision = next_step(
+            policy, zone=zone, attempts=made, now=now, rng=rng, phone=phone, own_zone=own_zone
+        )
         if isinstance(decision, Final):
             return Plan(
                 recipient=phone,
@@ -81,11 +83,7 @@ def plan_attempts(
                 final_reason=decision.reason,
                 compliance_zones=intersected,
             )
-        # The dial activity holds the call to the number's compliance rules (the schedule
-        # knows no numbers): the attempt is placed when they allow, and says which moved it.
-        at, by_rules = next_allowed(
-            decision.at, policy=policy, zone=zone, attempts=made, phone=phone, own_zone=own_zone
-        )
+        at = decision.at
         outcome = outcomes[len(made)] if len(made) < len(outcomes) else None
         planned.append(
             PlannedAttempt(
@@ -99,7 +97,7 @@ def plan_attempts(
                             "moved_to": d.moved_to.astimezone(zone),
                         }
                     )
-                    for d in [*decision.deferred, *by_rules]
+                    for d in decision.deferred
                 ],
             )
         )

@@ -113,12 +113,16 @@ def next_step(
     attempts: Sequence[PastAttempt],
     now: datetime,
     rng: random.Random,
+    phone: str | None = None,
+    own_zone: bool = False,
 ) -> Decision:
     """When the next call may be placed, or that the recipient is final.
 
     The strategy gives the earliest time (a delay counts from the end of the previous attempt);
     it is never earlier than `now`, and is then moved forward, never backward, past pause windows,
-    calling hours and the daily cap. The first attempt obeys the same windows.
+    calling hours, the daily cap and the compliance rules that cover `phone` (held in its own
+    zone when `own_zone`, else in every candidate zone of the number). The first attempt obeys
+    the same windows.
     """
     if attempts:
         final = final_status(policy, zone=zone, attempts=attempts, now=now)
@@ -134,5 +138,7 @@ def next_step(
         assert due is not None, "final_status found a retry left; jitter cannot remove it"
     else:
         due = now
-    at, deferred = next_allowed(max(due, now), policy=policy, zone=zone, attempts=attempts)
+    at, deferred = next_allowed(
+        max(due, now), policy=policy, zone=zone, attempts=attempts, phone=phone, own_zone=own_zone
+    )
     return DialAt(attempt=len(attempts) + 1, at=at, due=due, deferred=deferred)

@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from redialer.frequency_caps import FrequencyCap, parse_frequency_cap
 from redialer.limits import MAX_RECIPIENT_BYTES_CAP, Limits
 from redialer.line_caps import AccountCaps
 
@@ -141,6 +142,9 @@ class Settings(BaseSettings):
     simulator_speed: float = Field(
         default=1.0, gt=0, description="Divide simulated call durations by this (demo, benchmark)."
     )
+    #: Answer probabilities by local weekday and hour for unscripted numbers (JSON or YAML,
+    #: redialer/answer_profile.py); unset: the documented default drawn from the seeds' advice.
+    simulator_profile: Path | None = None
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     max_retries_limit: int = Field(default=Limits().max_retries, ge=0)
@@ -157,6 +161,13 @@ class Settings(BaseSettings):
     #: Dials near the front of a line that wait for it inside this worker (each holds an
     #: activity slot), so a freed line is taken at once; the rest wait in Temporal's back-off.
     line_waiters: int = Field(default=32, ge=0)
+    #: At most N calls to one number in a rolling window (`3/24h`, `5/7d`), whichever campaigns
+    #: and workers place them; a call over it is deferred until the window allows. Give every
+    #: worker the same value. Unset: no cross-campaign cap.
+    max_calls_per_number: FrequencyCap | None = None
+    #: How long a worker keeps a campaign's answer-rate table (the `smart` strategy) before it
+    #: reads the call records again.
+    smart_rates_cache_seconds: float = Field(default=600.0, ge=0)
     #: Seconds a worker told to stop (SIGTERM, SIGINT) lets its calls in progress finish before
     #: it cuts them. At least the longest call the dialer can place: the simulator's is an
     #: answered call of up to 240 s (its DURATIONS), plus a minute to record it and report back.
@@ -171,6 +182,15 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("REDIALER_DIALER=twilio needs " + ", ".join(missing) + " (unset)")
         return self
+
+    @field_validator("max_calls_per_number", mode="before")
+    @classmethod
+    def _frequency_cap(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            return parse_frequency_cap(value)
+        return value
 
     @field_validator("pseudonym_key")
     @classmethod
