@@ -25,21 +25,25 @@ SOURCES: dict[str, str] = {
     # Federal: no telephone solicitation "before the hour of 8 a.m. or after 9 p.m. (local time
     # at the called party's location)". High confidence in the hours and the citation.
     "us_tcpa": "47 CFR 64.1200(c)(1)",
-    # Florida Telephone Solicitation Act: no sales call before 8 a.m. or after 8 p.m. local time,
-    # and no more than 3 calls from any number to a person in 24 h on the same subject. The hours
-    # and the 3-call cap came in with the 2021 amendment (ch. 2021-94); 2023's HB 761 narrowed
-    # the autodialer definition. Whether hours and cap are (8)(a) and (8)(b) or both in (8)(a)
-    # is not verified here.
-    "us_florida": "Fla. Stat. 501.059(8)(a) (as amended 2023)",
-    # TRAI's TCCCPR 2018: commercial communication (voice) only 09:00-21:00. NOT verified against
-    # the regulation text here: the 09:00-21:00 band follows the brief and earlier TRAI rules.
-    "in_trai": "TRAI Telecom Commercial Communications Customer Preference Regulations, 2018",
-    # Oklahoma Telephone Solicitation Act of 2022: 8 a.m.-8 p.m. local, at most 3 calls in 24 h
-    # on the same subject. Medium confidence that the section is 775C.4.
-    "us_oklahoma": "Okla. Stat. tit. 15 775C.4 (Telephone Solicitation Act of 2022)",
-    # Maryland Stop the Spam Calls Act of 2023 (SB 90): 8 a.m.-8 p.m. local, at most 3 calls in
-    # 24 h on the same subject. Medium confidence that the section is 14-4503.
-    "us_maryland": "Md. Code, Com. Law 14-4503 (Stop the Spam Calls Act of 2023)",
+    # Florida Telemarketing Act, s. 501.616(6): no commercial telephone solicitation call
+    # "before 8 a.m. or after 8 p.m. local time in the called person's time zone" ((6)(a)) and
+    # no "more than three ... calls from any number to a person over a 24-hour period on the
+    # same subject matter or issue, regardless of the phone number used" ((6)(b)), both from
+    # SB 1120 (2021), in force 2021-07-01. (The Telephone Solicitation Act, s. 501.059, is the
+    # consent rule for automated calls, not the hours: an earlier version cited it wrongly.)
+    "us_florida": "Fla. Stat. 501.616(6)(a)-(b) (SB 1120, 2021)",
+    # TRAI: the 09:00-21:00 band for commercial communication is the TCCCPR 2010's rule. The
+    # TCCCPR 2018 that replaced it lets each subscriber register time bands instead (none of
+    # which redialer can read), so 09:00-21:00 is kept as the conservative default.
+    "in_trai": "TRAI TCCCPR 2010 (09:00-21:00); TCCCPR 2018 time-band preferences",
+    # Oklahoma Telephone Solicitation Act of 2022 (HB 3168, in force 2022-11-01): 8 a.m.-8 p.m.
+    # local, at most 3 calls in 24 h on the same subject; codified from 15 O.S. 775C.1 (the
+    # exemptions are 775C.5). The section holding the hours is not verified: the act is cited.
+    "us_oklahoma": "Okla. Stat. tit. 15, 775C.1 et seq. (Telephone Solicitation Act of 2022)",
+    # Maryland Stop the Spam Calls Act of 2023 (SB 90, in force 2024-01-01): 8 a.m.-8 p.m. in
+    # the called party's time zone, at most 3 calls in 24 h on the same subject; codified as
+    # Commercial Law Title 14, Subtitle 45 (14-4501 definitions, 14-4502 the prohibitions).
+    "us_maryland": "Md. Code, Com. Law 14-4501 et seq. (Stop the Spam Calls Act of 2023)",
 }
 
 #: Area codes by state: the only location a number tells us. A moved or ported mobile keeps its

@@ -282,7 +282,7 @@ def test_florida_at_2030_waits_for_0800_under_us_florida_and_not_under_tcpa():
     (moved,) = deferred
     assert moved.reason is DeferralReason.COMPLIANCE
     assert (
-        moved.rule == "us_florida: 08:00-20:00 local (Fla. Stat. 501.059(8)(a) (as amended 2023))"
+        moved.rule == "us_florida: 08:00-20:00 local (Fla. Stat. 501.616(6)(a)-(b) (SB 1120, 2021))"
     )
     at, deferred = next_allowed(
         t, policy=policy(compliance=["us_tcpa"]), zone=NY, phone="+13055550123"
