@@ -245,22 +245,117 @@ def check(case: Case) -> None:
             assert d.rule.split(":")[0] in binding(case), d.rule
 
 
-@settings(max_examples=_examples(0.4), **PROFILE)  # type: ignore[arg-type]
+@settings(max_examples=_examples(0.3), **PROFILE)  # type: ignore[arg-type]
 @given(cases())
 def test_rules_hold_in_every_candidate_zone_at_any_start(case: Case) -> None:
     check(case)
 
 
-@settings(max_examples=_examples(0.4), **PROFILE)  # type: ignore[arg-type]
+@settings(max_examples=_examples(0.3), **PROFILE)  # type: ignore[arg-type]
 @given(cases(near_dst=True))
 def test_rules_hold_across_dst_changes(case: Case) -> None:
     check(case)
 
 
-@settings(max_examples=_examples(0.2), **PROFILE)  # type: ignore[arg-type]
+@settings(max_examples=_examples(0.15), **PROFILE)  # type: ignore[arg-type]
 @given(cases(with_own_zone=True))
 def test_the_recipients_own_zone_is_the_only_zone(case: Case) -> None:
     check(case)
+
+
+RETRYABLE = [Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED]
+
+
+@st.composite
+def strategies(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["fixed_delay", "exponential", "time_of_day", "attempts"]))
+    retries = draw(st.integers(1, 6))
+    jitter = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    if kind == "fixed_delay":
+        return {
+            "type": kind,
+            "delay": draw(st.integers(60, 10800)),
+            "max_retries": retries,
+            "jitter": jitter,
+        }
+    if kind == "exponential":
+        return {
+            "type": kind,
+            "initial_delay": draw(st.integers(60, 3600)),
+            "multiplier": 2.0,
+            "max_delay": 10800,
+            "max_retries": retries,
+            "jitter": jitter,
+        }
+    if kind == "attempts":
+        return {
+            "type": kind,
+            "delays": draw(st.lists(st.integers(60, 10800), min_size=1, max_size=6)),
+            "jitter": jitter,
+        }
+    times = draw(st.lists(st.integers(0, 24 * 60 - 1), min_size=1, max_size=4))
+    return {
+        "type": kind,
+        "times": [hhmm(t) for t in times],
+        "max_retries": retries,
+        "jitter": jitter,
+    }
+
+
+@st.composite
+def plans(draw: st.DrawFn) -> tuple[Case, int, list[Outcome]]:
+    case = draw(cases(near_dst=draw(st.booleans()), with_own_zone=draw(st.booleans())))
+    raw = {
+        **case.raw,
+        "retry": {
+            "strategy": draw(strategies()),
+            "retry_on": ["no_answer", "busy", "failed"],
+            "max_retries_by_outcome": {"failed": 6},
+        },
+    }
+    try:
+        case.policy = CampaignPolicy.model_validate(raw)
+    except ValidationError:
+        assume(False)
+    case.raw = raw
+    outcomes = draw(st.lists(st.sampled_from(RETRYABLE), min_size=1, max_size=7))
+    return case, draw(st.integers(0, 2**32 - 1)), outcomes
+
+
+COUNT["planned"] = 0
+
+
+@settings(max_examples=_examples(0.25), **PROFILE)  # type: ignore[arg-type]
+@given(plans())
+def test_every_attempt_of_a_whole_plan_keeps_the_rules(drawn: tuple[Case, int, list[Outcome]]):
+    """`redialer plan` walks the function the runtime walks: every attempt it places, first and
+    retries, with jitter, across DST and windows, is allowed by the rules and the campaign, given
+    the attempts planned before it (the rolling three-call caps and the daily cap count those)."""
+    case, seed, outcomes = drawn
+    COUNT["cases"] += 1
+    own = str(case.zone) if case.own_zone else None
+    try:
+        planned = plan_attempts(
+            case.policy,
+            phone=case.phone,
+            recipient_timezone=own,
+            start=case.start,
+            outcomes=outcomes,
+            seed=seed,
+        )
+    except NoAllowedTime:
+        COUNT["no_time"] += 1
+        return
+    assert planned.timezone == str(case.zone)
+    made: list[Made] = []
+    for attempt in planned.attempts:
+        at = attempt.at.astimezone(UTC)
+        so_far = Case(case.raw, case.policy, case.phone, case.zone, case.own_zone, at, made)
+        assert law_forbids(so_far, at) is None, (law_forbids(so_far, at), attempt)
+        assert campaign_forbids(so_far, at) is None, (campaign_forbids(so_far, at), attempt)
+        assert not made or at > made[-1].started_at
+        COUNT["planned"] += 1
+        made = [*made, Made(at)]
 
 
 # --- examples ------------------------------------------------------------------------------------
@@ -387,7 +482,10 @@ def test_plan_names_the_rule_and_the_zones_it_held_in():
 def test_property_count_is_reported(capsys: pytest.CaptureFixture[str]):
     """Not a check: prints how many cases the property tests ran in this session."""
     with capsys.disabled():
-        print(f"\ncompliance property cases: {COUNT['cases']} ({COUNT['no_time']} with no time)")
+        print(
+            f"\ncompliance property cases: {COUNT['cases']} ({COUNT['no_time']} with no time,"
+            f" {COUNT['planned']} planned attempts checked)"
+        )
 
 
 async def test_a_number_no_rule_lets_the_campaign_call_ends_failed_not_retried_forever(store):
