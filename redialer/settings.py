@@ -143,7 +143,8 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="Divide simulated call durations by this (demo, benchmark)."
     )
     #: Answer probabilities by local weekday and hour for unscripted numbers (JSON or YAML,
-    #: redialer/answer_profile.py); unset: the documented default drawn from the seeds' advice.
+    #: redialer/answer_profile.py; examples/answer-profile.yaml is the default drawn from the
+    #: seeds' advice). Unset: a fixed mix of outcomes whatever the hour (redialer's RATES).
     simulator_profile: Path | None = None
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from redialer.answer_profile import AnswerProfile
 from redialer.campaign import CampaignSpec
 from redialer.dialers.simulated import DialLedger, SimulatedDialer
 from redialer.loading import load_campaign
@@ -94,7 +95,13 @@ async def _run(recipients: int, workdir: Path, keep: bool) -> None:
     try:
         client = await connect(settings)
         dialer = SimulatedDialer(
-            ledger=DialLedger(store), script=SCRIPTED, seed=7, speed=settings.simulator_speed
+            ledger=DialLedger(store),
+            script=SCRIPTED,
+            seed=7,
+            speed=settings.simulator_speed,
+            profile=AnswerProfile.load(settings.simulator_profile)
+            if settings.simulator_profile
+            else None,
         )
         spec = demo_spec(recipients)
         async with build_worker(client, settings=settings, store=store, dialer=dialer):

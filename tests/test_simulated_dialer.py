@@ -5,22 +5,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 
+from redialer.answer_profile import AnswerProfile
 from redialer.dialers.base import CallRequest, CallResult, idempotency_key
 from redialer.dialers.simulated import (
     DURATIONS,
     RATES,
     DialLedger,
     SimulatedDialer,
+    answers,
     load_script,
+    simulated_outcome,
 )
 from redialer.loading import InvalidInput
 from redialer.outcomes import Outcome
@@ -34,13 +39,16 @@ database_url = store_fixtures.database_url
 ADA = "+16505550199"
 
 
-def request(attempt: int, phone: str = ADA, campaign: str = "c1") -> CallRequest:
+def request(
+    attempt: int, phone: str = ADA, campaign: str = "c1", zone: str | None = None
+) -> CallRequest:
     return CallRequest(
         idempotency_key=idempotency_key(campaign, phone, attempt),
         campaign_id=campaign,
         phone=phone,
         attempt=attempt,
         retry_group_id=f"campaign/{campaign}/recipient/{phone}",
+        zone=zone,
     )
 
 
@@ -215,3 +223,130 @@ async def test_a_dial_and_an_adoption_racing_on_one_key_give_one_call(database_u
     finally:
         for s in stores:
             s.close()
+
+
+# ---- answers by the recipient's local hour (an answer profile) -----------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")
+KOLKATA = ZoneInfo("Asia/Kolkata")
+#: Tuesday 2026-11-24: 10:00 and 12:30 in New York (EST, UTC-5), as instants.
+TUESDAY_10_NY = datetime(2026, 11, 24, 10, tzinfo=NEW_YORK).astimezone(UTC)
+TUESDAY_1230_NY = datetime(2026, 11, 24, 12, 30, tzinfo=NEW_YORK).astimezone(UTC)
+TUESDAY_03_NY = datetime(2026, 11, 24, 3, tzinfo=NEW_YORK).astimezone(UTC)
+#: 04:30 UTC is 10:00 in Kolkata (UTC+5:30), 04:00 for anyone reading UTC.
+TUESDAY_0430_UTC = datetime(2026, 11, 24, 4, 30, tzinfo=UTC)
+CALLS = 4000
+
+
+def new_york(n: int) -> CallRequest:
+    return request(1, phone=f"+1212555{n:04d}")
+
+
+def answered_share(dialer: SimulatedDialer, requests: list[CallRequest], at: datetime) -> float:
+    outcomes = [dialer.decide(r, at)[0] for r in requests]
+    return outcomes.count(Outcome.COMPLETED) / len(outcomes)
+
+
+def within_binomial(share: float, p: float, n: int = CALLS) -> bool:
+    """Four standard deviations: the seed is fixed, so this is a deterministic check of the
+    rate, and one that a rate read at another hour could not pass."""
+    return abs(share - p) <= 4 * math.sqrt(p * (1 - p) / n)
+
+
+def test_without_a_profile_the_hour_changes_nothing(store: Store):
+    """No profile: RATES at any hour, the draw unchanged (seeded runs and benchmarks keep their
+    results)."""
+    dialer = SimulatedDialer(ledger=DialLedger(store), seed=42)
+    for n in range(200):
+        r = new_york(n)
+        assert (
+            dialer.decide(r) == dialer.decide(r, TUESDAY_10_NY) == dialer.decide(r, TUESDAY_03_NY)
+        )
+        assert dialer.decide(r)[0] is simulated_outcome(42, r.idempotency_key)
+
+
+def test_answers_follow_the_profile_at_the_recipients_local_hour(store: Store):
+    """Over 4,000 keys the answered share at a local hour is the profile's probability there;
+    unanswered calls keep RATES's proportions among the other outcomes; the benchmark's
+    `answers` is the dialer's own decision."""
+    profile = AnswerProfile.default()
+    dialer = SimulatedDialer(ledger=DialLedger(store), seed=7, profile=profile)
+    requests = [new_york(n) for n in range(CALLS)]
+    for instant in (TUESDAY_10_NY, TUESDAY_1230_NY, TUESDAY_03_NY):
+        p = profile.probability(instant.astimezone(NEW_YORK))
+        assert within_binomial(answered_share(dialer, requests, instant), p), (instant, p)
+    local = TUESDAY_1230_NY.astimezone(NEW_YORK)
+    decided = [dialer.decide(r, TUESDAY_1230_NY)[0] for r in requests]
+    assert decided == [
+        simulated_outcome(7, r.idempotency_key, profile=profile, local_time=local) for r in requests
+    ]
+    assert [o is Outcome.COMPLETED for o in decided] == [
+        answers(profile, 7, r.idempotency_key, local) for r in requests
+    ]
+    unanswered = Counter(o for o in decided if o is not Outcome.COMPLETED)
+    missed = sum(unanswered.values())
+    others = sum(rate for o, rate in RATES.items() if o is not Outcome.COMPLETED)
+    for outcome, rate in RATES.items():
+        if outcome is not Outcome.COMPLETED:
+            assert within_binomial(unanswered[outcome] / missed, rate / others, missed), outcome
+
+
+def test_the_local_hour_is_read_in_the_recipients_zone(store: Store):
+    """An Indian number called at 04:30 UTC on a Tuesday is called at 10:00 IST, and answers at
+    the 10:00 rate (not 04:00's); a zone in the request wins over the number's."""
+    profile = AnswerProfile.default()
+    dialer = SimulatedDialer(ledger=DialLedger(store), seed=7, profile=profile)
+    ten_ist = profile.probability(TUESDAY_0430_UTC.astimezone(KOLKATA))
+    assert (ten_ist, profile.probability(TUESDAY_0430_UTC)) == (0.5, 0.03)
+    indian = [request(1, phone=f"+9198765{n:05d}") for n in range(CALLS)]
+    assert within_binomial(answered_share(dialer, indian, TUESDAY_0430_UTC), ten_ist)
+    told = [new_york(n).model_copy(update={"zone": "Asia/Kolkata"}) for n in range(CALLS)]
+    assert within_binomial(answered_share(dialer, told, TUESDAY_0430_UTC), ten_ist)
+
+
+async def test_a_key_keeps_the_outcome_of_its_first_start_whatever_the_clock_says(db: Store):
+    """The start is stamped once per key: a second request, an adoption, or a dead worker's call
+    finished later are all decided from that stamp, never from the later clock."""
+    profile = AnswerProfile.default()
+    ledger = DialLedger(db)
+
+    def dialer(at: datetime) -> SimulatedDialer:
+        return SimulatedDialer(
+            ledger=ledger, seed=3, profile=profile, instant=True, clock=lambda: at
+        )
+
+    morning, night = dialer(TUESDAY_10_NY), dialer(TUESDAY_03_NY)
+    # Keys whose outcome differs between 10:00 and 03:00, so that the clock would show.
+    differ = [
+        r
+        for r in map(new_york, range(200))
+        if morning.decide(r, TUESDAY_10_NY)[0] != night.decide(r, TUESDAY_03_NY)[0]
+    ][:6]
+    assert len(differ) == 6
+    for r in differ[:3]:
+        first = await morning.dial(r)
+        assert first.outcome is morning.decide(r, TUESDAY_10_NY)[0]
+        assert first.started_at == TUESDAY_10_NY
+        assert await night.dial(r) == first
+        assert await night.adopt(r, since=TUESDAY_03_NY) == first
+        assert ledger.placements()[r.idempotency_key] == 2
+    for r in differ[3:]:  # placed at 10:00, then the worker died before the call ended
+        ledger.claim(r, "sim-dead", TUESDAY_10_NY)
+        with Session(db.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(SimulatedDialRow)
+                .where(SimulatedDialRow.idempotency_key == r.idempotency_key)  # type: ignore[arg-type]
+                .values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
+            )
+            session.commit()
+        finished = await night.adopt(r, since=TUESDAY_10_NY)
+        assert finished is not None
+        assert finished.outcome is morning.decide(r, TUESDAY_10_NY)[0]
+        assert finished.started_at == TUESDAY_10_NY
+    assert (morning.placed, night.placed) == (3, 0)
+
+
+def test_a_profile_needs_the_start_of_the_call(store: Store):
+    dialer = SimulatedDialer(ledger=DialLedger(store), profile=AnswerProfile.default())
+    with pytest.raises(ValueError, match="started_at is required"):
+        dialer.decide(new_york(1))

@@ -31,6 +31,9 @@ class CallRequest(BaseModel):
     metadata: dict[str, JsonValue] = {}
     #: What an answered call does (a real provider needs it; the simulator ignores it).
     call: CallSpec | None = None
+    #: The recipient's time zone (IANA), as its windows are read in. The simulator's answer
+    #: profile reads the local hour in it; unset, it reads the number's own clock.
+    zone: str | None = None
 
 
 class CallResult(BaseModel):

@@ -11,7 +11,12 @@ call, so a test can go on): the count is the honest evidence of a double dial, n
   polling up to the call's length plus 30 s) or a dead worker's. Once the call's length plus
   `LIVENESS_SLACK` has passed since the row was claimed, its placer is presumed dead: the call was
   placed, so it is finished from its outcome. Both ways give one answer because the outcome and
-  duration are a pure function of (seed, script, key).
+  duration are a pure function of (seed, script, key, and the start time in the key's row).
+- With an answer profile (`redialer.answer_profile`), whether a live person picks up an unscripted
+  call depends on the recipient's local weekday and hour when the call starts. That start is
+  stamped once per key, in the row that claims it, and every later request, adoption or finish
+  decides from that stamp, never from its own clock: a key still has one outcome. Without a
+  profile, outcomes follow `RATES` whatever the hour, exactly as before profiles existed.
 - `speed` speeds the world up: a call rings for its duration divided by `speed`, and its record
   says so (the end is the real end), so retry delays count from when the call really ended, as
   they do with a real provider.
@@ -25,12 +30,14 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 from temporalio import activity
 
+from redialer.answer_profile import AnswerProfile
 from redialer.dialers.base import CallRequest, CallResult
 from redialer.limits import Problem
 from redialer.loading import InvalidInput, read_document
@@ -38,6 +45,7 @@ from redialer.outcomes import Outcome
 from redialer.recipients import normalise_phone
 from redialer.store.store import Store, aware
 from redialer.store.tables import SimulatedDialRow
+from redialer.zones import load_zone, zones_of_number
 
 #: Outcome rates for unscripted numbers (first-attempt connection rates of 20-40 % are typical).
 RATES: dict[Outcome, float] = {
@@ -62,6 +70,9 @@ LIVENESS_SLACK = 5.0
 
 Script = dict[str, list[Outcome]]
 
+#: A call the profile says nobody answered ends as one of these, in RATES's proportions.
+_UNANSWERED = {o: rate for o, rate in RATES.items() if o is not Outcome.COMPLETED}
+
 
 def call_clock() -> datetime:
     """When a simulated call starts: Temporal's time for the activity (so time-skipping tests and
@@ -69,6 +80,56 @@ def call_clock() -> datetime:
     if activity.in_activity():
         return activity.info().started_time.astimezone(UTC)
     return datetime.now(UTC)
+
+
+def call_zone(phone: str, zone: str | None = None) -> ZoneInfo:
+    """The zone a call's local time is read in: the request's (the recipient's own, resolved as
+    its windows are), else its number's clock. A number of several clocks is read in the first of
+    them (`zones_of_number`'s order), a number of none in UTC: the simulator must answer anyway."""
+    if zone:
+        return load_zone(zone)
+    return load_zone(next(iter(zones_of_number(phone)), "UTC"))
+
+
+def local_time_of_call(phone: str, started_at: datetime, zone: str | None = None) -> datetime:
+    """The recipient's wall time when a call placed at `started_at` starts."""
+    return started_at.astimezone(call_zone(phone, zone))
+
+
+def _rng(seed: int, key: str) -> random.Random:
+    return random.Random(hashlib.sha256(f"{seed}:{key}".encode()).digest())
+
+
+def _draw(rng: random.Random, profile: AnswerProfile | None, local: datetime | None) -> Outcome:
+    """An unscripted call's outcome. Without a profile, one draw from RATES (as before profiles
+    existed, so seeded runs and benchmarks keep their results); with one, answered (COMPLETED)
+    with the profile's probability at the local time, else one of the other outcomes."""
+    if profile is None:
+        return rng.choices(list(RATES), weights=list(RATES.values()))[0]
+    if local is None:
+        raise ValueError("local_time is required with an answer profile: answers depend on it")
+    if rng.random() < profile.probability(local):
+        return Outcome.COMPLETED
+    return rng.choices(list(_UNANSWERED), weights=list(_UNANSWERED.values()))[0]
+
+
+def simulated_outcome(
+    seed: int,
+    key: str,
+    *,
+    profile: AnswerProfile | None = None,
+    local_time: datetime | None = None,
+) -> Outcome:
+    """The outcome the simulator gives an unscripted call for `key` starting at the recipient's
+    `local_time`: the dialer's own decision, for a simulation that runs without it."""
+    return _draw(_rng(seed, key), profile, local_time)
+
+
+def answers(profile: AnswerProfile, seed: int, key: str, local_time: datetime) -> bool:
+    """Whether a live person answers the unscripted call for `key` at `local_time`, exactly as
+    the simulated dialer with this profile and seed decides it."""
+    outcome = simulated_outcome(seed, key, profile=profile, local_time=local_time)
+    return outcome is Outcome.COMPLETED
 
 
 def load_script(path: Path) -> Script:
@@ -204,10 +265,13 @@ class SimulatedDialer:
         speed: float = 1.0,
         instant: bool = False,
         clock: Callable[[], datetime] | None = None,
+        profile: AnswerProfile | None = None,
     ) -> None:
         self._ledger = ledger
         self._script = script or {}
         self._seed = seed
+        #: Answers by local hour for unscripted numbers; None: RATES at any hour.
+        self._profile = profile
         self._speed = speed
         self._instant = instant
         self._clock = clock or call_clock
@@ -215,23 +279,35 @@ class SimulatedDialer:
         #: worker left unfinished, does not count (the ledger's `placements` counts requests).
         self.placed = 0
 
-    def decide(self, request: CallRequest) -> tuple[Outcome, float]:
-        """The call's outcome and duration: fixed by the script, else by seed and key."""
-        rng = random.Random(
-            hashlib.sha256(f"{self._seed}:{request.idempotency_key}".encode()).digest()
-        )
+    def decide(
+        self, request: CallRequest, started_at: datetime | None = None
+    ) -> tuple[Outcome, float]:
+        """The call's outcome and duration: fixed by the script, else by seed and key, and with a
+        profile by the recipient's local time at `started_at` (the start stamped in the key's
+        row, so every process decides a key alike)."""
+        rng = _rng(self._seed, request.idempotency_key)
         scripted = self._script.get(request.phone)
         if scripted:
             outcome = scripted[min(request.attempt, len(scripted)) - 1]
         else:
-            outcome = rng.choices(list(RATES), weights=list(RATES.values()))[0]
+            local = None
+            if self._profile is not None:
+                if started_at is None:
+                    raise ValueError(
+                        f"decide({request.idempotency_key!r}): started_at is required with an"
+                        " answer profile: whether a person answers depends on the local time"
+                    )
+                local = local_time_of_call(request.phone, started_at, request.zone)
+            outcome = _draw(rng, self._profile, local)
         low, high = DURATIONS.get(outcome, _SHORT)
         return outcome, 0.0 if self._instant else rng.uniform(low, high)
 
     async def dial(self, request: CallRequest) -> CallResult:
-        outcome, duration = self.decide(request)
         call_id = "sim-" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:16]
         started = self._clock()
+        # Decided before the claim (a bad zone fails here, before any call): `started` is what
+        # the row will hold if this request places the call.
+        outcome, duration = self.decide(request, started)
         if await asyncio.to_thread(self._ledger.claim, request, call_id, started):
             self.placed += 1  # we placed it: the call rings and ends
             await asyncio.sleep(duration / self._speed)
@@ -239,18 +315,24 @@ class SimulatedDialer:
             await asyncio.to_thread(self._ledger.finish, request.idempotency_key, outcome, ended)
             # Whoever finishes a key writes these same values: they are a function of the key.
             return CallResult(outcome=outcome, call_id=call_id, started_at=started, ended_at=ended)
-        return await self._result_of(request.idempotency_key, outcome, duration)
+        return await self._result_of(request)
 
     async def adopt(self, request: CallRequest, *, since: datetime) -> CallResult | None:
         """The call placed for this key, if the simulator has one (`since` is what a provider
         lookup by number and creation time needs; the simulator finds the key itself)."""
         if await asyncio.to_thread(self._ledger.get, request.idempotency_key) is None:
             return None
-        outcome, duration = self.decide(request)
-        return await self._result_of(request.idempotency_key, outcome, duration)
+        return await self._result_of(request)
 
-    async def _result_of(self, key: str, outcome: Outcome, duration: float) -> CallResult:
-        """The recorded result; a call a dead worker left unfinished is finished, not redialed."""
+    async def _result_of(self, request: CallRequest) -> CallResult:
+        """The recorded result; a call a dead worker left unfinished is finished, not redialed.
+
+        Its outcome is decided from the start stamped in the row, not from this process's clock
+        (a second request comes later, and may come from another activity attempt)."""
+        key = request.idempotency_key
+        first = await asyncio.to_thread(self._ledger.get, key)
+        assert first is not None, f"ledger row {key} vanished"
+        outcome, duration = self.decide(request, aware(first.started_at))
         for _ in range(int(duration / self._speed / 0.2) + 150):
             row = await asyncio.to_thread(self._ledger.get, key)
             assert row is not None, f"ledger row {key} vanished"
