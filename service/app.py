@@ -16,7 +16,6 @@ from sqlalchemy import text
 from temporalio.client import Client
 
 from redialer.settings import Settings
-from redialer.store.provider_calls import ProviderCalls
 from redialer.store.store import Store
 from service.api_models import HealthOut, ReadyOut
 from service.auth import BEARER, X_API_KEY, ApiKeys
@@ -75,7 +74,7 @@ def create_app(settings: Settings, store: Store, *, client: Client | None = None
     if settings.twilio_auth_token is not None and settings.public_url is not None:
         app.include_router(
             twilio_router(
-                calls=ProviderCalls(store),
+                store=store,
                 auth_token=settings.twilio_auth_token.get_secret_value(),
                 public_url=settings.public_url,
             )

@@ -1,10 +1,16 @@
-"""Twilio's requests to redialer: status callbacks, and what to say when a call is answered.
+"""Twilio's requests to redialer: status callbacks, what to say when a call is answered, and
+the key pressed during a call (`call.opt_out_digit`).
 
-Both are verified with `X-Twilio-Signature` (twilio's `RequestValidator`, over the URL Twilio
+All are verified with `X-Twilio-Signature` (twilio's `RequestValidator`, over the URL Twilio
 posted to: `REDIALER_PUBLIC_URL` plus the path and query, which behind a proxy differs from the
 URL this process sees) before anything is read; a request that does not verify gets 403 and
 changes nothing. Callbacks are deduplicated on (CallSid, SequenceNumber); the first terminal
 status ends the attempt; a callback for an attempt already ended is answered 204 and logged.
+
+The opt-out digit puts the number Twilio called (its signed `To`) on the suppression list before
+the answer goes back, so no later dial in any campaign calls it; the person hears a short
+confirmation that names nothing about them. Another key plays the instructions again from the
+start (a key interrupts what was playing, and Twilio cannot resume mid-sentence).
 """
 
 from __future__ import annotations
@@ -19,16 +25,24 @@ from twilio.request_validator import RequestValidator
 
 from redialer.dialers.twilio_status import MACHINE, TERMINAL
 from redialer.store.provider_calls import CallbackEffect, ProviderCalls
+from redialer.store.store import Store
+from redialer.store.tables import SuppressionRow
 
 log = structlog.get_logger(__name__)
 
 HANG_UP = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>'
+#: What the person who pressed the opt-out digit hears: nothing about them, then the line drops.
+OPTED_OUT = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response>'
+    "<Say>You will not be called again. Goodbye.</Say><Hangup/></Response>"
+)
 #: Callback statuses in the order a call goes through them, for a missing SequenceNumber.
 _ORDER = ["queued", "initiated", "ringing", "in-progress", *sorted(TERMINAL)]
 
 
-def twilio_router(*, calls: ProviderCalls, auth_token: str, public_url: str) -> APIRouter:
+def twilio_router(*, store: Store, auth_token: str, public_url: str) -> APIRouter:
     router = APIRouter(prefix="/twilio", tags=["provider callbacks"])
+    calls = ProviderCalls(store)
     validator = RequestValidator(auth_token)
     base = public_url.rstrip("/")
 
@@ -86,7 +100,49 @@ def twilio_router(*, calls: ProviderCalls, auth_token: str, public_url: str) -> 
             return Response(row.voicemail_twiml, media_type="application/xml")
         return Response(row.answer_twiml or HANG_UP, media_type="application/xml")
 
+    @router.post("/gather", summary="A key pressed during a call (the opt-out digit)")
+    async def gather(
+        request: Request,
+        key: str = Query(...),
+        opt_out: str = Query(...),
+        campaign: str | None = Query(None),
+    ) -> Response:
+        params = await verified(request)
+        if params is None:
+            log.warning("gather refused: bad signature", key=key)
+            return Response(status_code=403)
+        sid, digits = params.get("CallSid", ""), params.get("Digits", "")
+        bound = log.bind(key=key, call=sid, campaign=campaign)
+        if digits != opt_out:
+            row = await asyncio.to_thread(calls.get, sid) or await asyncio.to_thread(
+                calls.for_key, key
+            )
+            bound.info("a key other than the opt-out digit: the instructions start again")
+            again = row.answer_twiml if row is not None else None
+            return Response(again or HANG_UP, media_type="application/xml")
+        phone = params.get("To", "")
+        if not phone:
+            bound.error("opt-out digit pressed but Twilio sent no To: nothing suppressed")
+            return Response(status_code=400)
+        where = f"campaign {campaign}" if campaign is not None else "a single call"
+        source = f"keypress {opt_out} during call {sid} ({where})"
+        entry = await asyncio.to_thread(_opt_out, store, phone, campaign, source)
+        bound.info(
+            "opt-out digit pressed: the number is suppressed",
+            reason=entry.reason if entry else None,
+            source=entry.source if entry else None,  # an earlier entry keeps its own
+        )
+        return Response(OPTED_OUT, media_type="application/xml")
+
     return router
+
+
+def _opt_out(
+    store: Store, phone: str, campaign_id: str | None, source: str
+) -> SuppressionRow | None:
+    """On the list now (a number already there keeps its first entry); the entry that holds."""
+    store.suppress(phone, "opted_out", campaign_id, source=source)
+    return store.suppression_entry(phone)
 
 
 def _sequence(params: dict[str, str], status: str) -> int:

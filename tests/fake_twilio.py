@@ -5,8 +5,10 @@ client talks to it as to Twilio; point the client at it with `client.api.base_ur
 The test drives the provider's side: `await fake.send(...)` (or `normal`, `duplicated`,
 `out_of_order`, `lost`, `late`) moves a call on and posts signed callbacks to the call's
 `StatusCallback`, like Twilio; `await fake.answer(...)` fetches the call's `Url` as Twilio does
-when the callee picks up. Every request is recorded, and checked against Twilio's published
-OpenAPI description: a violation fails the test when the fake stops.
+when the callee picks up, and `await fake.press(...)` posts a key pressed during a `<Gather>` to
+its action. Every request is recorded, and checked against Twilio's published OpenAPI
+description; the TwiML a call runs is checked against the `<Gather>` rules Twilio documents
+(`twiml_violations`): a violation fails the test when the fake stops.
 
 Longer than the house limit because it is one provider's whole surface (REST + callbacks +
 scripted faults); the pieces are small and only meaningful together.
@@ -26,7 +28,8 @@ from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from xml.etree import ElementTree
 
 import httpx
 import phonenumbers
@@ -47,6 +50,35 @@ TERMINAL = ("completed", "busy", "no-answer", "failed", "canceled")
 # one script per final status, as Twilio reports them; SIP codes are the usual ones
 _SIP = {"completed": "200", "busy": "486", "no-answer": "487", "canceled": "487", "failed": "500"}
 _EVENT_OF = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}
+#: Twilio's <Gather>: the verbs it nests, and its attributes' allowed values (Twilio's TwiML
+#: reference for <Gather>); an attribute not listed here is not one Twilio knows.
+GATHER_NESTS = frozenset({"Say", "Play", "Pause"})
+_KEYS = frozenset("0123456789*#")
+_GATHER_ATTRIBUTES: dict[str, Callable[[str], bool]] = {
+    "action": lambda v: bool(v),
+    "method": lambda v: v in ("GET", "POST"),
+    "input": lambda v: set(v.split()) <= {"dtmf", "speech"},
+    "numDigits": lambda v: v.isdigit() and int(v) >= 1,
+    "timeout": lambda v: v.isdigit() and int(v) >= 1,
+    "finishOnKey": lambda v: v == "" or v in _KEYS,
+    "actionOnEmptyResult": lambda v: v in ("true", "false"),
+    **dict.fromkeys(
+        (
+            "bargeIn",
+            "debug",
+            "enhanced",
+            "hints",
+            "language",
+            "maxSpeechTime",
+            "partialResultCallback",
+            "partialResultCallbackMethod",
+            "profanityFilter",
+            "speechModel",
+            "speechTimeout",
+        ),
+        lambda v: True,
+    ),
+}
 
 Event = tuple[str, dict[str, str]]  # (CallStatus, extra callback params)
 
@@ -133,6 +165,7 @@ class FakeCall:
     duration: str | None = None
     answered_by: str | None = None
     next_sequence: int = 0
+    twiml: str | None = None  # what the call runs now: its Twiml, then each answer's TwiML
 
     def param(self, name: str) -> str | None:
         values = self.params.get(name)
@@ -437,6 +470,37 @@ class FakeTwilio:
                     codes.append(code)
         return codes
 
+    async def press(
+        self, call_sid: str, key: str, *, gather: int = 0, forge: bool = False
+    ) -> tuple[int, str]:
+        """The callee presses `key` while the call's `gather`-th <Gather> plays: post it to that
+        Gather's action, signed like Twilio's (with a wrong token when `forge`), as Twilio
+        does; (the receiver's status code, its TwiML), which the call runs from then on."""
+        with self._lock:
+            call = self.calls[call_sid]
+            if call.twiml is None:
+                raise ValueError(f"{call_sid} runs no TwiML yet (answer it first)")
+            found = list(ElementTree.fromstring(call.twiml).iter("Gather"))
+            if len(found) <= gather:
+                raise ValueError(f"{call_sid}'s TwiML has {len(found)} <Gather>: {call.twiml}")
+            element = found[gather]
+            # The finishing key ends the input and is not part of it.
+            digits = "" if key == element.get("finishOnKey", "#") else key
+            url = urljoin(call.param("Url") or "", element.get("action", ""))
+            method = element.get("method", "POST").upper()
+            params = {**self._call_params(call, call.status), "Digits": digits}
+        async with httpx.AsyncClient(timeout=10) as http:
+            _, code, text = await self._post(http, url, method, params, forge=forge)
+        if 200 <= code < 300:
+            self._runs(call, text, f"the answer of {url}")
+        return code, text
+
+    def _runs(self, call: FakeCall, twiml: str, what: str) -> None:
+        """The call runs this TwiML now; a breach of Twilio's <Gather> rules is a violation."""
+        with self._lock:
+            call.twiml = twiml
+            self.contract_violations += [f"{what}: {v}" for v in twiml_violations(twiml)]
+
     async def answer(self, call_sid: str, answered_by: str | None = None) -> str:
         """The callee picks up: fetch the call's `Url` as Twilio does (signed; AnsweredBy when
         the call asked for MachineDetection) and return the TwiML the service answered."""
@@ -456,6 +520,7 @@ class FakeTwilio:
             _, code, text = await self._post(http, url, method, params)
         if not 200 <= code < 300:
             raise RuntimeError(f"{method} {url} answered {code}: {text[:500]}")
+        self._runs(call, text, f"the answer of {url}")
         return text
 
     # --- the REST API --------------------------------------------------------------------------
@@ -522,6 +587,8 @@ class FakeTwilio:
             now = self.now()
             sid = "CA" + secrets.token_hex(16)
             call = self.calls[sid] = FakeCall(sid, self.account_sid, params, now, date_updated=now)
+            if params.get("Twiml"):
+                self._runs(call, params["Twiml"][-1], f"{sid}'s Twiml")
             if failure is not None:  # placed, but the answer is an error
                 return _error(failure.status, failure.code, failure.message)
             return JSONResponse(call.resource(), status_code=201)
@@ -644,6 +711,29 @@ class FakeTwilio:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def twiml_violations(twiml: str) -> list[str]:
+    """Where a TwiML document breaks Twilio's rules for <Gather>: a verb it does not nest, a
+    Gather in a Gather, an attribute Twilio does not know or a value it does not allow."""
+    try:
+        root = ElementTree.fromstring(twiml)
+    except ElementTree.ParseError as exc:
+        return [f"not well-formed XML ({exc})"]
+    if root.tag != "Response":
+        return [f"the root is <{root.tag}>, not <Response>"]
+    found: list[str] = []
+    for gather in root.iter("Gather"):
+        for child in gather:
+            if child.tag not in GATHER_NESTS:
+                found.append(f"<Gather> nests <{child.tag}>; Twilio nests only {GATHER_NESTS}")
+        for name, value in gather.attrib.items():
+            allowed = _GATHER_ATTRIBUTES.get(name)
+            if allowed is None:
+                found.append(f"<Gather {name}>: not an attribute of <Gather>")
+            elif not allowed(value):
+                found.append(f"<Gather {name}={value!r}>: not a value Twilio allows")
+    return found
 
 
 def _matches(call: FakeCall, query: dict[str, str]) -> bool:

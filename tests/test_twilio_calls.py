@@ -325,6 +325,53 @@ async def test_machine_answers_get_the_voicemail_message_and_end_voicemail(
     fake.assert_contract()
 
 
+async def test_a_person_who_presses_the_opt_out_digit_is_never_called_again(
+    fake: FakeTwilio, service: Service, dev_env: WorkflowEnvironment
+):
+    """`opt_out_digit`: the person presses 9 during the call; `redialer api` puts the number on
+    the suppression list at once, the attempt ends as the call did (`completed`), and a later
+    campaign to the same number ends it `opted_out` without a call."""
+    phone = "+16175550151"
+    pressed: list[tuple[int, str]] = []
+
+    async def opts_out(fake: FakeTwilio, sid: str) -> list[int]:
+        pressed.append(await fake.press(sid, "9"))
+        return await fake.normal(sid, "completed")
+
+    await service.ready()
+    network = Network(fake, {phone: [opts_out]})
+    playing = asyncio.create_task(network.run())
+    worker = service.worker("worker")
+    call = {"twiml": "<Response><Say>Hello {{name}}</Say></Response>", "opt_out_digit": "9"}
+
+    def campaign(name: str) -> CampaignSpec:
+        return CampaignSpec.model_validate(
+            {
+                "campaign_id": f"{name}-{service.task_queue[-8:]}",
+                **policy_json(call=call),
+                "recipients": [{"phone": phone, "variables": {"name": "Ada"}}],
+            }
+        )
+
+    first, second = campaign("first"), campaign("second")
+    try:
+        for spec, ended in ((first, {"completed": 1}), (second, {"opted_out": 1})):
+            handle = await campaigns.start_campaign(
+                dev_env.client, spec, task_queue=service.task_queue
+            )
+            assert (await asyncio.wait_for(handle.result(), timeout=120)).by_status == ended
+    finally:
+        playing.cancel()
+        assert worker.stop() == 0
+    [sid] = fake.calls
+    assert [code for code, _ in pressed] == [200]
+    entry = service.store.suppression_entry(phone)
+    assert entry is not None and entry.reason == "opted_out"
+    assert entry.source == f"keypress 9 during call {sid} (campaign {first.campaign_id})"
+    assert fake.created_per_to() == Counter({phone: 1})
+    fake.assert_contract()
+
+
 async def test_a_worker_killed_after_twilio_created_the_call_adopts_it(
     fake: FakeTwilio, service: Service, dev_env: WorkflowEnvironment
 ):

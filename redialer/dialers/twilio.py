@@ -11,6 +11,10 @@ The outcome comes from the status callbacks, which `redialer api` verifies and r
 waits for the first terminal one in the store. With none after `REDIALER_CALLBACK_TIMEOUT`, it
 asks Twilio for the call (a lost or late callback) and ends with what it says, or waits again
 while the call is still up.
+
+With `call.opt_out_digit`, each run of spoken verbs in the answer is nested in a `<Gather>`
+whose action (`/twilio/gather`) puts the number on the suppression list when that key is
+pressed (`with_opt_out`); the voicemail is left as written (a machine presses no key).
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 import structlog
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from redialer.call_spec import CallSpec, render
+from redialer.call_spec import GATHER_NESTS, CallSpec, render
 from redialer.dialers.base import CallRequest, CallResult, PermanentDialError
 from redialer.dialers.twilio_status import TERMINAL
 from redialer.outcomes import Outcome
@@ -48,6 +53,10 @@ POLL_EVERY = 0.5
 INVALID_NUMBER_CODES = frozenset({21211, 21214, 21217, 13224})
 #: Clocks differ: a call created this long before the intent's time still counts as its call.
 CLOCK_SLACK = timedelta(seconds=30)
+#: Seconds a `<Gather>` waits for a key once its verbs have played: the document's last one
+#: gives time to press the key the message just named; an earlier one hardly holds the call up.
+LAST_GATHER_WAIT = 5
+GATHER_WAIT = 1
 
 
 def status_callback_url(public_url: str, key: str) -> str:
@@ -56,6 +65,48 @@ def status_callback_url(public_url: str, key: str) -> str:
 
 def answer_url(public_url: str, key: str) -> str:
     return f"{public_url.rstrip('/')}/twilio/answer?key={quote(key, safe='')}"
+
+
+def gather_url(public_url: str, key: str, *, opt_out: str, campaign_id: str | None) -> str:
+    """Where Twilio posts a key pressed during the call; the URL (signed by Twilio with the
+    rest of the request) says which key opts out and for which campaign."""
+    query = f"key={quote(key, safe='')}&opt_out={quote(opt_out, safe='')}"
+    if campaign_id is not None:
+        query += f"&campaign={quote(campaign_id, safe='')}"
+    return f"{public_url.rstrip('/')}/twilio/gather?{query}"
+
+
+def with_opt_out(twiml: str, action: str) -> str:
+    """The TwiML with each run of spoken verbs (`GATHER_NESTS`) nested in a `<Gather>` that
+    posts one key to `action`; the other verbs stay where they are, between the runs. Without a
+    key the call goes on to the next verb, as written. `finishOnKey=""`: `#` is a key too."""
+    root = ElementTree.fromstring(twiml)
+    out = ElementTree.Element(root.tag, root.attrib)
+    out.text = root.text
+    gathers: list[ElementTree.Element] = []
+    gather: ElementTree.Element | None = None
+    for child in root:
+        if child.tag not in GATHER_NESTS:
+            gather = None
+            out.append(child)
+            continue
+        if gather is None:
+            gather = ElementTree.SubElement(
+                out,
+                "Gather",
+                {
+                    "input": "dtmf",
+                    "numDigits": "1",
+                    "finishOnKey": "",
+                    "action": action,
+                    "method": "POST",
+                },
+            )
+            gathers.append(gather)
+        gather.append(child)
+    for one in gathers:
+        one.set("timeout", str(LAST_GATHER_WAIT if one is gathers[-1] else GATHER_WAIT))
+    return ElementTree.tostring(out, encoding="unicode")
 
 
 def twilio_client(settings: Settings) -> Client:
@@ -131,7 +182,7 @@ class TwilioDialer:
 
     async def dial(self, request: CallRequest) -> CallResult:
         spec = _spec_of(request)
-        answer, voicemail = _rendered(spec, request)
+        answer, voicemail = self._rendered(spec, request)
         params = self._create_params(request, spec, answer)
         try:
             call = await asyncio.to_thread(self._client.calls.create, **params)
@@ -166,7 +217,7 @@ class TwilioDialer:
         found = await asyncio.to_thread(self._find, request.phone, caller_id, since - CLOCK_SLACK)
         if found is None:
             return None
-        answer, voicemail = _rendered(spec, request)
+        answer, voicemail = self._rendered(spec, request)
         await asyncio.to_thread(
             self._calls.placed,
             call_sid=str(found.sid),
@@ -180,6 +231,23 @@ class TwilioDialer:
         return await self._outcome(str(found.sid))
 
     # ---- helpers --------------------------------------------------------------------------------
+
+    def _rendered(self, spec: CallSpec, request: CallRequest) -> tuple[str, str | None]:
+        """The answer's and the voicemail's TwiML with this recipient's variables; the answer
+        listens for the opt-out digit when the spec has one."""
+        answer = render(spec.twiml, request.variables) if spec.twiml else ""
+        if answer and spec.opt_out_digit is not None:
+            action = gather_url(
+                self._public_url,
+                request.idempotency_key,
+                opt_out=spec.opt_out_digit,
+                campaign_id=request.campaign_id,
+            )
+            answer = with_opt_out(answer, action)
+        voicemail = (
+            render(spec.voicemail_message, request.variables) if spec.voicemail_message else None
+        )
+        return answer, voicemail
 
     def _create_params(self, request: CallRequest, spec: CallSpec, answer: str) -> dict[str, Any]:
         key = request.idempotency_key
@@ -243,15 +311,6 @@ def _spec_of(request: CallRequest) -> CallSpec:
             " real provider needs"
         )
     return request.call
-
-
-def _rendered(spec: CallSpec, request: CallRequest) -> tuple[str, str | None]:
-    """The answer's and the voicemail's TwiML with this recipient's variables."""
-    answer = render(spec.twiml, request.variables) if spec.twiml else ""
-    voicemail = (
-        render(spec.voicemail_message, request.variables) if spec.voicemail_message else None
-    )
-    return answer, voicemail
 
 
 def _classified(exc: TwilioRestException) -> Exception:
