@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pydantic import AwareDatetime, BaseModel
 
 from redialer.allowed_time import Deferral
+from redialer.answer_rates import AnswerRates
 from redialer.campaign import CampaignPolicy
 from redialer.compliance import rule_zone_names, rules_for, zone_is_own
 from redialer.outcomes import FinalStatus, Outcome
@@ -33,6 +34,9 @@ class PlannedAttempt(BaseModel):
     at: AwareDatetime
     outcome: Outcome | None  # None: the outcomes given ran out before the recipient was final
     deferred: list[Deferral]
+    #: A `smart` retry: the expected answer rate of the hour it chose, and why (else None).
+    expected_answer_rate: float | None = None
+    why: str | None = None
 
 
 class Plan(BaseModel):
@@ -54,8 +58,13 @@ def plan_attempts(
     outcomes: Sequence[Outcome],
     call_seconds: float = 30.0,
     seed: int = 0,
+    answer_rates: AnswerRates | None = None,
 ) -> Plan:
-    """Walk the schedule with scripted outcomes; each call lasts `call_seconds`."""
+    """Walk the schedule with scripted outcomes; each call lasts `call_seconds`.
+
+    `seed` fixes jitter and the smart strategy's exploration; `answer_rates` are what a smart
+    retry learns from (None: the seed products' advice alone).
+    """
     zone_name = recipient_zone_name(own=recipient_timezone, phone=phone, campaign=policy.timezone)
     zone = load_zone(zone_name)
     # As the dial activity does: the rules, and whether the zone is the recipient's own.
@@ -72,7 +81,14 @@ def plan_attempts(
     now = start
     while True:
         decision = next_step(
-            policy, zone=zone, attempts=made, now=now, rng=rng, phone=phone, own_zone=own_zone
+            policy,
+            zone=zone,
+            attempts=made,
+            now=now,
+            rng=rng,
+            phone=phone,
+            own_zone=own_zone,
+            answer_rates=answer_rates,
         )
         if isinstance(decision, Final):
             return Plan(
@@ -99,6 +115,8 @@ def plan_attempts(
                     )
                     for d in decision.deferred
                 ],
+                expected_answer_rate=decision.expected_answer_rate,
+                why=decision.why,
             )
         )
         if outcome is None:

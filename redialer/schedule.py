@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from redialer.allowed_time import Deferral, next_allowed
+from redialer.answer_rates import AnswerRates, choose_time
 from redialer.campaign import CampaignPolicy, RetryPolicy
 from redialer.outcomes import STATUS_WHEN_NOT_RETRIED, FinalStatus, Outcome
+from redialer.strategies import ABSOLUTE_JITTER_SPAN, Smart
 
 
 class PastAttempt(Protocol):
@@ -33,7 +35,10 @@ class PastAttempt(Protocol):
 
 
 class DialAt(BaseModel):
-    """Place attempt `attempt` at `at`; `due` is when the strategy wanted it, before any move."""
+    """Place attempt `attempt` at `at`; `due` is when the strategy wanted it, before any move.
+
+    A `smart` retry also carries the expected answer rate of the hour it chose, and why.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -42,6 +47,8 @@ class DialAt(BaseModel):
     at: AwareDatetime
     due: AwareDatetime
     deferred: list[Deferral] = []
+    expected_answer_rate: float | None = None
+    why: str | None = None
 
     @property
     def why_deferred(self) -> str:
@@ -115,6 +122,7 @@ def next_step(
     rng: random.Random,
     phone: str | None = None,
     own_zone: bool = False,
+    answer_rates: AnswerRates | None = None,
 ) -> Decision:
     """When the next call may be placed, or that the recipient is final.
 
@@ -122,7 +130,8 @@ def next_step(
     it is never earlier than `now`, and is then moved forward, never backward, past pause windows,
     calling hours, the daily cap and the compliance rules that cover `phone` (held in its own
     zone when `own_zone`, else in every candidate zone of the number). The first attempt obeys
-    the same windows.
+    the same windows. A `smart` retry takes the allowed hour up to `max_delay` after the previous
+    attempt that `answer_rates` (None: the seed products' advice alone) draws best.
     """
     if attempts:
         final = final_status(policy, zone=zone, attempts=attempts, now=now)
@@ -136,9 +145,65 @@ def next_step(
             rng=rng,
         )
         assert due is not None, "final_status found a retry left; jitter cannot remove it"
+        strategy = policy.retry.strategy
+        if isinstance(strategy, Smart):
+            return _smart_retry(
+                policy,
+                strategy,
+                zone=zone,
+                attempts=attempts,
+                earliest=max(due, now),
+                rng=rng,
+                phone=phone,
+                own_zone=own_zone,
+                answer_rates=answer_rates,
+            )
     else:
         due = now
     at, deferred = next_allowed(
         max(due, now), policy=policy, zone=zone, attempts=attempts, phone=phone, own_zone=own_zone
     )
     return DialAt(attempt=len(attempts) + 1, at=at, due=due, deferred=deferred)
+
+
+def _smart_retry(
+    policy: CampaignPolicy,
+    strategy: Smart,
+    *,
+    zone: ZoneInfo,
+    attempts: Sequence[PastAttempt],
+    earliest: datetime,
+    rng: random.Random,
+    phone: str | None,
+    own_zone: bool,
+    answer_rates: AnswerRates | None,
+) -> DialAt:
+    """The hour is chosen among the allowed ones by the very rules every dial obeys; `due` is
+    the hour's start (or the earliest instant), `deferred` what moved it within the hour."""
+
+    def allowed(t: datetime) -> datetime:
+        return next_allowed(
+            t, policy=policy, zone=zone, attempts=attempts, phone=phone, own_zone=own_zone
+        )[0]
+
+    choice = choose_time(
+        earliest=earliest,
+        latest=strategy.latest_retry(attempts[-1].ended_at),
+        zone=zone,
+        allowed=allowed,
+        rates=answer_rates if answer_rates is not None else AnswerRates(),
+        rng=rng,
+        spread=strategy.jitter * ABSOLUTE_JITTER_SPAN,
+    )
+    at, deferred = next_allowed(
+        choice.wanted, policy=policy, zone=zone, attempts=attempts, phone=phone, own_zone=own_zone
+    )
+    assert at == choice.at, "next_allowed is a function of its inputs"
+    return DialAt(
+        attempt=len(attempts) + 1,
+        at=at,
+        due=choice.wanted,
+        deferred=deferred,
+        expected_answer_rate=round(choice.expected_rate, 4),
+        why=choice.why,
+    )

@@ -1,9 +1,10 @@
-"""The six retry strategies: how long to wait, or until when, before retry number N.
+"""The seven retry strategies: how long to wait, or until when, before retry number N.
 
 Each strategy answers one question: given the retry number (1 for the first retry), when the
 previous attempt ended and the recipient's zone, what is the earliest time the retry may be
 placed. Pause windows, calling hours and the daily cap are applied afterwards by the schedule,
-which only ever moves that time forward.
+which only ever moves that time forward. `smart` also gives a latest time: the schedule picks
+the hour between the two with the best expected answer rate (`redialer.answer_rates`).
 """
 
 from __future__ import annotations
@@ -239,9 +240,73 @@ class TimeOfDay(_Strategy):
         raise AssertionError("unreachable: a listed time of day always recurs")
 
 
+#: A campaign to learn answer rates from: the pattern of `CampaignSpec.campaign_id` (which
+#: imports this module, so it cannot be imported here).
+CampaignRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+#: Campaigns one smart strategy may learn from: every recipient workflow carries the list.
+MAX_LEARN_FROM = 100
+
+
+class Smart(_Strategy):
+    """Retries in the local hour most likely to be answered, `min_delay` to `max_delay` after
+    the previous attempt (the seed products' "smart interval": based on past answer patterns).
+
+    The schedule picks the hour (`redialer.answer_rates.choose_time`): answer rates learned from
+    the call records of `learn_from` (absent: every campaign in the store), or the seed
+    products' advice where there are none. Jitter moves the call later within its chosen hour,
+    by up to `jitter` x 1 hour where that is still allowed, so a batch does not ring at once.
+    """
+
+    type: Literal["smart"] = "smart"
+    max_retries: RetryCount
+    min_delay: Delay
+    max_delay: Delay
+    learn_from: list[CampaignRef] | None = Field(default=None, max_length=MAX_LEARN_FROM)
+
+    @field_validator("max_delay")
+    @classmethod
+    def _not_before_min_delay(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("min_delay")  # absent when min_delay itself was refused
+        if low is not None and value < low:
+            raise ValueError(
+                f"min_delay {low:g} s is more than max_delay {value:g} s: the retry would have"
+                " no time to be placed in (min_delay must be at most max_delay)"
+            )
+        return value
+
+    def retry_budget(self) -> int:
+        return self.max_retries
+
+    def earliest_retry(
+        self,
+        *,
+        retry_number: int,
+        last_ended_at: datetime,
+        now: datetime,
+        zone: ZoneInfo,
+        rng: random.Random,
+    ) -> datetime | None:
+        """`min_delay` after the previous attempt; the hour is chosen by the schedule."""
+        if retry_number > self.retry_budget():
+            return None
+        return last_ended_at.astimezone(UTC) + timedelta(seconds=self.min_delay)
+
+    def latest_retry(self, last_ended_at: datetime) -> datetime:
+        """The end of the span the hour is chosen in: `max_delay` after the previous attempt."""
+        return last_ended_at.astimezone(UTC) + timedelta(seconds=self.max_delay)
+
+
 RetryStrategy = Annotated[
-    NoRetry | FixedDelay | AttemptDelays | Exponential | Scheduled | TimeOfDay,
+    NoRetry | FixedDelay | AttemptDelays | Exponential | Scheduled | TimeOfDay | Smart,
     Field(discriminator="type"),
 ]
 
-STRATEGY_TYPES = ("none", "fixed_delay", "attempts", "exponential", "scheduled", "time_of_day")
+STRATEGY_TYPES = (
+    "none",
+    "fixed_delay",
+    "attempts",
+    "exponential",
+    "scheduled",
+    "time_of_day",
+    "smart",
+)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.color import Color
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from redialer.answer_rates import WEEKDAYS, AnswerRates
 from redialer.report import CampaignReport
+
+#: The heat-map's ends: a dark blue for the worst hour, a bright green for the best.
+_COLD, _HOT = (25, 30, 70), (60, 220, 100)
 
 
 def draw_report(reports: list[CampaignReport], path: Path) -> list[str]:
@@ -74,3 +83,39 @@ def draw_report(reports: list[CampaignReport], path: Path) -> list[str]:
     ]
     plt.close(fig)
     return labels
+
+
+def answer_rate_heatmap(rates: AnswerRates) -> Table:
+    """A 7 x 24 text heat-map of the expected answer rate (%) by local weekday and hour.
+
+    What the smart strategy believes: the posterior mean, so hours without calls show the seed
+    products' advice (dimmed) and hours with calls what they taught it. Shades run from the
+    table's worst hour to its best; the numbers carry it without colour.
+    """
+    expected = [rates.expected_rate(how) for how in range(7 * 24)]
+    low, high = min(expected), max(expected)
+    table = Table(
+        title="expected answer rate (%) by local hour (recipient's time zone)",
+        caption=f"from {rates.calls:,} calls; dim: no calls yet, the seed products' advice",
+        box=None,
+        padding=(0, 0),
+        pad_edge=False,
+        show_edge=False,
+    )
+    table.add_column("", justify="left", no_wrap=True)
+    for hour in range(24):
+        table.add_column(f"{hour:>3}", justify="right", no_wrap=True)
+    for day, name in enumerate(WEEKDAYS):
+        cells: list[Text] = []
+        for hour in range(24):
+            how = day * 24 + hour
+            share = (expected[how] - low) / (high - low) if high > low else 0.0
+            color = tuple(round(c + (h - c) * share) for c, h in zip(_COLD, _HOT, strict=True))
+            style = Style(
+                bgcolor=Color.from_rgb(*color),
+                color="black" if share > 0.6 else "white",
+                dim=rates.attempts[how] == 0,
+            )
+            cells.append(Text(f"{round(expected[how] * 100):>3}", style=style))
+        table.add_row(name[:3].title(), *cells)
+    return table

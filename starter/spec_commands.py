@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from redialer.answer_rates import AnswerRates
 from redialer.campaign import CampaignSpec
 from redialer.loading import InvalidInput, Loaded, load_campaign
 from redialer.outcomes import Outcome
@@ -21,6 +22,7 @@ from redialer.strategies import (
     FixedDelay,
     NoRetry,
     Scheduled,
+    Smart,
     TimeOfDay,
 )
 from redialer.windows import format_minute_of_day
@@ -74,6 +76,13 @@ def describe_strategy(spec: CampaignSpec) -> str:
             text = (
                 f"time of day {', '.join(format_minute_of_day(t) for t in s.times)},"
                 f" up to {s.retry_budget()} retries"
+            )
+        case Smart():
+            text = (
+                f"smart: the allowed hour with the best expected answer rate,"
+                f" {_seconds(s.min_delay)} to {_seconds(s.max_delay)} after each attempt,"
+                f" up to {s.max_retries} retries, learning from "
+                + (", ".join(s.learn_from) if s.learn_from is not None else "every campaign")
             )
     return text + jitter
 
@@ -193,7 +202,17 @@ def plan(
     ],
     recipient: Annotated[str | None, typer.Option(help="E.164 number (default: the first)")] = None,
     call_seconds: Annotated[float, typer.Option(help="How long each call lasts.")] = 30.0,
-    seed: Annotated[int, typer.Option(help="Seed for jitter.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for jitter and the smart strategy's exploration.")
+    ] = 0,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="A smart strategy learns answer rates from this store's call records"
+            " (default: none read, the seed products' advice alone).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Dry run: when each attempt would be placed for one recipient, and why it was moved."""
@@ -209,6 +228,7 @@ def plan(
         fail(f"--start: {start!r}: must include a UTC offset or Z", code=EXIT_INVALID)
     scripted = _outcomes(outcomes)
     phone, own_zone = _pick_recipient(spec, recipient)
+    rates, learned = _answer_rates(spec, database)
     result = plan_attempts(
         spec.policy(),
         phone=phone,
@@ -217,11 +237,16 @@ def plan(
         outcomes=scripted,
         call_seconds=call_seconds,
         seed=seed,
+        answer_rates=rates,
     )
     if as_json:
         shown = result.model_dump(mode="json", exclude={"final_reason"})
         if not result.compliance_zones:  # the documented shape, unless the rules used zones
             shown.pop("compliance_zones")
+        for attempt in shown["attempts"]:  # a smart retry's choice; nothing for the others
+            for key in ("expected_answer_rate", "why"):
+                if attempt[key] is None:
+                    attempt.pop(key)
         print_json(shown)
         return
     console.print(f"[bold]{result.recipient}[/bold] ({result.timezone})")
@@ -234,17 +259,45 @@ def plan(
             markup=False,
             soft_wrap=True,
         )
+    if learned is not None:
+        console.print(f"  smart timing: {learned}", markup=False, soft_wrap=True)
     for a in result.attempts:
         moved = "; moved by " + ", ".join(d.describe() for d in a.deferred) if a.deferred else ""
+        why = f"; {a.why}" if a.why else ""
         console.print(
             f"  attempt {a.attempt:>2}  {a.at:%a %Y-%m-%d %H:%M:%S %z}  "
-            f"{a.outcome.value if a.outcome else '(no outcome given)'}{moved}",
+            f"{a.outcome.value if a.outcome else '(no outcome given)'}{why}{moved}",
             markup=False,
         )
     console.print(
         f"  final: {result.final_status.value if result.final_status else 'not final'}"
         f" ({result.final_reason})",
         markup=False,
+    )
+
+
+def _answer_rates(
+    spec: CampaignSpec, database: str | None
+) -> tuple[AnswerRates | None, str | None]:
+    """A smart strategy's answer rates, and where they came from (None, None for the others)."""
+    strategy = spec.retry.strategy
+    if not isinstance(strategy, Smart):
+        return None, None
+    if database is None:
+        return None, "answer rates from the seed products' advice (--database learns from a store)"
+    from redialer.store.answer_rate_query import answer_rate_rows
+    from redialer.store.store import Store
+
+    store = Store.open(database)
+    try:
+        rates = answer_rate_rows(store, campaign_ids=strategy.learn_from)
+    finally:
+        store.close()
+    source = ", ".join(strategy.learn_from) if strategy.learn_from is not None else "every campaign"
+    return (
+        rates,
+        f"answer rates learned from {rates.calls:,} call(s) of {source},"
+        " with the seed products' advice as the prior",
     )
 
 
