@@ -153,6 +153,7 @@ def build_worker(
         dialer=dialer,
         account=settings.account_caps,
         line_waiters=min(settings.line_waiters, settings.max_concurrent_activities // 4),
+        max_calls_per_number=settings.max_calls_per_number,
     )
     in_flight = InFlight()
     campaign = CampaignActivities(

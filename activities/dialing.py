@@ -10,12 +10,17 @@ activity never calls twice, even through a provider that takes no idempotency ke
 The activity is also where time is read: it places the call only if now is an allowed time
 (pause windows, calling hours, the daily cap), and after the call runs the pure schedule on its
 own clock. The workflow gets both decisions in the activity's result, recorded in its history.
+Right before the call it claims a place in the number's window (REDIALER_MAX_CALLS_PER_NUMBER,
+across every campaign and worker: redialer/store/number_calls.py); a dial the window refuses is
+deferred, not dropped. Every deferral is kept with the attempt it moved (its record, for
+`history`) and in the store (`redialer report`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
@@ -30,7 +35,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.line_waiting import LineWaiting
-from redialer.allowed_time import NoAllowedTime, next_allowed
+from redialer.allowed_time import Deferral, DeferralReason, NoAllowedTime, next_allowed
 from redialer.campaign import CampaignPolicy
 from redialer.compliance import zone_is_own
 from redialer.dialers.base import (
@@ -40,6 +45,7 @@ from redialer.dialers.base import (
     PermanentDialError,
     idempotency_key,
 )
+from redialer.frequency_caps import FrequencyCap
 from redialer.line_caps import AccountCaps
 from redialer.outcomes import FinalStatus, Outcome
 from redialer.payloads import (
@@ -180,10 +186,12 @@ class DialActivities:
         dialer: Dialer,
         account: AccountCaps | None = None,
         line_waiters: int = 0,
+        max_calls_per_number: FrequencyCap | None = None,
     ) -> None:
         self._store = store
         self._dialer = dialer
         self._account = account if account else None
+        self._number_cap = max_calls_per_number
         self._line_waiting = LineWaiting(line_waiters)
         self._intents = DialIntents(store)
 
@@ -199,16 +207,22 @@ class DialActivities:
         )
         if gate.recorded is not None:
             bound.info("dial already recorded; returning it", outcome=gate.recorded.outcome.value)
-            return await self._finish(input, key, gate.recorded, policy, zone, clock)
+            recorded = gate.recorded.model_copy(update={"deferred": list(input.deferred)})
+            return await self._finish(input, key, recorded, policy, zone, clock)
         skipped = _skip_reason(gate)
         if skipped is not None:
             bound.info("dial skipped", reason=skipped.value)
             return DialResult(skipped=skipped)
-        not_yet = await self._wait_for_allowed_time(input, policy, zone, clock)
+        not_yet, waited = await self._wait_for_allowed_time(input, policy, zone, clock)
         if not_yet is not None:
             bound.info("not an allowed time; deferred", until=not_yet.at.isoformat())
             return DialResult(skipped=DialSkip.NOT_YET, next=not_yet)
-        if gate.suppressed is not None:
+        deferred = [*input.deferred, *waited]
+        if waited and input.campaign_id is not None:  # moved here, by a moment: evidence too
+            await asyncio.to_thread(
+                self._store.record_deferrals, input.campaign_id, phone, input.attempt, waited
+            )
+        if gate.suppressed is not None:  # no call: no place in the number's window either
             now = clock()
             record = AttemptRecord(
                 attempt=input.attempt,
@@ -217,22 +231,27 @@ class DialActivities:
                 ended_at=now,
                 call_id=None,
                 dialed=False,
+                deferred=deferred,
             )
             bound.info("number is suppressed; not dialed", reason=gate.suppressed)
         else:
-            record = await self._place_call(input, key, bound)
+            placed = await self._place_call(input, key, bound, policy, zone, clock, deferred)
+            if isinstance(placed, NextAttempt):
+                bound.info(
+                    "the number's calls fill its window; deferred", until=placed.at.isoformat()
+                )
+                return DialResult(skipped=DialSkip.NOT_YET, next=placed)
+            record = placed
         return await self._finish(input, key, record, policy, zone, clock)
 
-    async def _wait_for_allowed_time(
-        self, input: DialInput, policy: CampaignPolicy, zone: ZoneInfo, clock: ActivityClock
-    ) -> NextAttempt | None:
-        """None if a call may be placed now (waiting here for a moment if it nearly may), else
-        this attempt's next allowed time: no call at a forbidden hour, whenever the dial runs
-        (a timer that fired late, a retry after a crash, a wait for a line)."""
-        now = clock()
+    def _allowed_from(
+        self, t: datetime, input: DialInput, policy: CampaignPolicy, zone: ZoneInfo
+    ) -> tuple[datetime, list[Deferral]]:
+        """The first allowed instant at or after `t` (windows, calling hours, the daily cap,
+        the number's laws), with the moves that led there."""
         try:
-            at, deferred = next_allowed(
-                now,
+            return next_allowed(
+                t,
                 policy=policy,
                 zone=zone,
                 attempts=input.attempts,
@@ -245,16 +264,46 @@ class DialActivities:
                 type="InvalidDialRequest",
                 non_retryable=True,
             ) from exc
+
+    async def _wait_for_allowed_time(
+        self, input: DialInput, policy: CampaignPolicy, zone: ZoneInfo, clock: ActivityClock
+    ) -> tuple[NextAttempt | None, list[Deferral]]:
+        """(None, the moves waited out here) if a call may be placed now (waiting here for a
+        moment if it nearly may), else this attempt's next allowed time: no call at a forbidden
+        hour, whenever the dial runs (a timer that fired late, a retry after a crash, a wait for
+        a line)."""
+        now = clock()
+        at, deferred = self._allowed_from(now, input, policy, zone)
         if at <= now:
-            return None
+            return None, []
         if at - now <= SHORT_WAIT:
             await asyncio.sleep((at - now).total_seconds())
-            return None
+            return None, deferred
+        return await self._defer(input, at, now, deferred, before=input.deferred), []
+
+    async def _defer(
+        self,
+        input: DialInput,
+        at: datetime,
+        now: datetime,
+        deferred: list[Deferral],
+        *,
+        before: list[Deferral],
+    ) -> NextAttempt:
+        """This attempt later, at `at`: its moves `before` and these new ones go with it (the
+        new ones to the store too, once per rule, for `redialer report`)."""
         if input.campaign_id is not None:
             await asyncio.to_thread(
-                self._store.note_next_attempt, input.campaign_id, input.phone, at
+                functools.partial(
+                    self._store.note_next_attempt,
+                    input.campaign_id,
+                    input.phone,
+                    at,
+                    attempt=input.attempt,
+                    deferred=deferred,
+                )
             )
-        return NextAttempt(attempt=input.attempt, at=at, due=now, deferred=deferred)
+        return NextAttempt(attempt=input.attempt, at=at, due=now, deferred=[*before, *deferred])
 
     async def _finish(
         self,
@@ -299,6 +348,8 @@ class DialActivities:
             final=final.status.value if final is not None else None,
             suppress=_suppression_for(final.status if final is not None else None),
             next_attempt_at=upcoming.at if upcoming is not None else None,
+            next_attempt=upcoming.attempt if upcoming is not None else None,
+            deferred=upcoming.deferred if upcoming is not None else (),
         )
         if final is not None:
             _log_final(input.campaign_id, input.phone, final.status, input.attempt)
@@ -309,9 +360,19 @@ class DialActivities:
             final_reason=final.reason if final is not None else None,
         )
 
-    async def _place_call(self, input: DialInput, key: str, bound: Any) -> AttemptRecord:
+    async def _place_call(
+        self,
+        input: DialInput,
+        key: str,
+        bound: Any,
+        policy: CampaignPolicy,
+        zone: ZoneInfo,
+        clock: ActivityClock,
+        deferred: list[Deferral],
+    ) -> AttemptRecord | NextAttempt:
         """Dial under the caps: a slot (if capped) and an in-progress mark held for as long as
-        the call may be up."""
+        the call may be up, and a place in the number's window; or, when the window is full,
+        this attempt later (its line given back)."""
         request = CallRequest(
             idempotency_key=key,
             campaign_id=input.campaign_id,
@@ -320,16 +381,25 @@ class DialActivities:
             retry_group_id=input.retry_group_id,
             variables=input.variables,
             metadata=input.metadata,
-            call=parse_policy(input.policy).call,
+            call=policy.call,
         )
-        policy = parse_policy(input.policy)
         holds_slot = await self._admit(input, key, policy)
+        try:
+            later = await self._claim_number(input, key, policy, zone, clock, deferred)
+        except BaseException:
+            await self._release(input, key, holds_slot)
+            raise
+        if later is not None:
+            await self._release(input, key, holds_slot)  # the line goes to a call that may go
+            return later
         try:
             await self._note_dialing(input, datetime.now(UTC))
             async with _heartbeating(also=self._renewer(input, key) if holds_slot else None):
-                result = await finish_despite_cancel(self._call_once(request), what=key)
+                result = await finish_despite_cancel(self._call_once(request, clock), what=key)
         except PermanentDialError as exc:  # refused: no call was placed
             await self._release(input, key, holds_slot)
+            if self._number_cap is not None:
+                await asyncio.to_thread(self._store.number_calls.release, key)
             await self._note_dialing(input, None)
             bound.warning("dial refused permanently", error=str(exc))
             raise ApplicationError(str(exc), type="InvalidDialRequest", non_retryable=True) from exc
@@ -348,9 +418,39 @@ class DialActivities:
             call_id=result.call_id,
             dialed=result.call_id is not None,
             message_left=result.message_left,
+            deferred=deferred,
         )
 
-    async def _call_once(self, request: CallRequest) -> CallResult:
+    async def _claim_number(
+        self,
+        input: DialInput,
+        key: str,
+        policy: CampaignPolicy,
+        zone: ZoneInfo,
+        clock: ActivityClock,
+        deferred: list[Deferral],
+    ) -> NextAttempt | None:
+        """A place in the number's window (None: call now), else this attempt when the window
+        allows one, moved on to an allowed time from there (hours, windows and laws still hold).
+        A retried dial finds its own claim: it never counts twice."""
+        cap = self._number_cap
+        if cap is None:
+            return None
+        now = clock()
+        claim = await asyncio.to_thread(self._store.number_calls.claim, input.phone, key, cap, now)
+        if claim.granted:
+            return None
+        assert claim.until is not None, "a refused claim says when the window allows a call"
+        capped = Deferral(
+            reason=DeferralReason.FREQUENCY_CAP,
+            rule=cap.label(),
+            moved_from=now,
+            moved_to=claim.until,
+        )
+        at, moved = self._allowed_from(claim.until, input, policy, zone)
+        return await self._defer(input, at, now, [capped, *moved], before=deferred)
+
+    async def _call_once(self, request: CallRequest, clock: ActivityClock) -> CallResult:
         """One call for the key: adopt the call a previous run of this dial placed, if the dialer
         has it; place one only if not."""
         key = request.idempotency_key
@@ -366,6 +466,8 @@ class DialActivities:
                 return adopted
             await asyncio.to_thread(self._intents.requested, key)  # the first run's is counted
         await self._call_starts(key)
+        if self._number_cap is not None:  # the number's window counts the call from its request
+            await asyncio.to_thread(self._store.number_calls.calling, key, clock())
         result = await self._dialer.dial(request)
         if result.call_id is not None:
             await asyncio.to_thread(self._intents.placed, key, result.call_id)

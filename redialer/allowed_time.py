@@ -34,6 +34,8 @@ class DeferralReason(StrEnum):
     CALLING_HOURS = "calling_hours"
     DAILY_CAP = "daily_cap"
     COMPLIANCE = "compliance"  # a calling-time law (`redialer.compliance`): its name in `rule`
+    #: REDIALER_MAX_CALLS_PER_NUMBER: the number had its calls in the window, across campaigns
+    FREQUENCY_CAP = "frequency_cap"
 
 
 class Deferral(BaseModel):

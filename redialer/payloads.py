@@ -52,6 +52,9 @@ class AttemptRecord(BaseModel):
     call_id: str | None
     dialed: bool = True  # False when it ended without a call (suppressed number)
     message_left: bool = False  # a voicemail message was left after the beep
+    #: The rules that moved this attempt's time (calling hours, a law, the frequency cap...), in
+    #: order: history says why a call came when it did. Empty in histories recorded before.
+    deferred: list[Deferral] = []
 
 
 class NextAttempt(BaseModel):
@@ -175,6 +178,9 @@ class DialInput(BaseModel):
     attempt: int
     #: The attempts so far: the schedule counts delays, daily caps and per-outcome caps from them.
     attempts: list[AttemptRecord] = []
+    #: The deferrals that moved this attempt so far (the workflow's next attempt's), which its
+    #: record carries on with any the dial adds.
+    deferred: list[Deferral] = []
 
 
 class DialSkip(StrEnum):
@@ -183,7 +189,9 @@ class DialSkip(StrEnum):
     CAMPAIGN_PAUSED = "campaign_paused"
     CAMPAIGN_STOPPED = "campaign_stopped"
     OPTED_OUT = "opted_out"  # on the suppression list as an opt-out: ends `opted_out`
-    NOT_YET = "not_yet"  # a pause window, calling hours or the daily cap: `next` says when
+    #: A pause window, calling hours, the daily cap, a law or the number's frequency cap:
+    #: `next` says when, and why (its `deferred`).
+    NOT_YET = "not_yet"
 
 
 class DialResult(BaseModel):

@@ -9,7 +9,9 @@ Definitions (the seed products' own):
 - average attempts to connect: mean attempt number of the connecting call;
 - retry conversion rate: recipients completed after a retry / recipients retried;
 - unreachable rate: recipients `all_retries_exhausted` / recipients;
-- answer rate by local hour and weekday: live answers / calls placed, in the recipient's zone.
+- answer rate by local hour and weekday: live answers / calls placed, in the recipient's zone;
+- deferrals by rule: per reason and rule (calling hours, a pause window, the daily cap, a law,
+  the frequency cap), the attempts it moved and the distinct recipients they belong to.
 """
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ class AttemptRow(NamedTuple):
     outcome: str
     started_at: datetime
     dialed: bool
+
+
+class DeferralCount(NamedTuple):
+    """The store's grouped count of one rule's deferrals (`Store.deferral_counts`)."""
+
+    reason: str
+    rule: str
+    attempts: int
+    recipients: int
+
+
+class DeferralStats(BaseModel):
+    reason: str  # a DeferralReason: calling_hours, pause_window, daily_cap, compliance...
+    rule: str  # the rule as `plan` and `history` name it
+    attempts: int  # attempts it moved (each counted once, however often it moved them)
+    recipients: int  # distinct recipients of those attempts
 
 
 class AttemptStats(BaseModel):
@@ -75,6 +93,8 @@ class CampaignReport(BaseModel):
     calls_per_connection: float | None
     answer_rate_by_hour: dict[int, RateBucket]
     answer_rate_by_weekday: dict[str, RateBucket]
+    #: Deferrals by rule, most attempts first (empty in stores from before they were recorded).
+    deferrals: list[DeferralStats] = []
 
 
 def _rate(part: int, whole: int) -> float:
@@ -88,7 +108,10 @@ def _buckets(counts: dict[object, list[int]]) -> dict:  # type: ignore[type-arg]
 
 
 def build_report(
-    campaign_id: str, recipients: Iterable[RecipientRow], attempts: Iterable[AttemptRow]
+    campaign_id: str,
+    recipients: Iterable[RecipientRow],
+    attempts: Iterable[AttemptRow],
+    deferrals: Iterable[DeferralCount] = (),
 ) -> CampaignReport:
     people = {r.phone: r for r in recipients}
     by_phone: dict[str, list[AttemptRow]] = defaultdict(list)
@@ -165,4 +188,10 @@ def build_report(
         calls_per_connection=round(calls / connections, 4) if connections else None,
         answer_rate_by_hour=_buckets(dict(sorted(hours.items()))),  # type: ignore[arg-type]
         answer_rate_by_weekday=_buckets({d: weekdays[d] for d in WEEKDAYS if d in weekdays}),
+        deferrals=[
+            DeferralStats(
+                reason=d.reason, rule=d.rule, attempts=d.attempts, recipients=d.recipients
+            )
+            for d in sorted(deferrals, key=lambda d: (-d.attempts, d.reason, d.rule))
+        ],
     )

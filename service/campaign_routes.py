@@ -29,7 +29,7 @@ from redialer.loading import InvalidInput, parse_campaign, parse_recipients
 from redialer.payloads import CampaignAction, ControlResult, RecipientHistory
 from redialer.pseudonyms import Pseudonyms
 from redialer.recipients import Recipient, normalise_phone
-from redialer.report import AttemptRow, CampaignReport, RecipientRow, build_report
+from redialer.report import AttemptRow, CampaignReport, DeferralCount, RecipientRow, build_report
 from redialer.settings import Settings
 from redialer.store.store import Store
 from service.api_models import (
@@ -305,7 +305,7 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
         responses=_refusals(),
         summary="Campaign report",
         description="The content of `redialer report --json`: connection rate, attempts,"
-        " retry conversion, answer rate by hour and weekday.",
+        " retry conversion, answer rate by hour and weekday, deferrals by rule.",
     )
     async def report(campaign_id: CampaignIdPath) -> CampaignReport:
         campaign_id = _campaign_id(campaign_id)
@@ -318,6 +318,7 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
                 campaign_id,
                 (RecipientRow(*r) for r in recipients),
                 (AttemptRow(*a) for a in records),
+                (DeferralCount(*d) for d in store.deferral_counts(campaign_id)),
             )
 
         found = await asyncio.to_thread(build)

@@ -32,13 +32,16 @@ def _store(database: str | None) -> Store:
 
 
 def campaign_report(store: Store, campaign_id: str) -> CampaignReport:
-    from redialer.report import AttemptRow, RecipientRow, build_report
+    from redialer.report import AttemptRow, DeferralCount, RecipientRow, build_report
 
     recipients, records = store.report_rows(campaign_id)
     if not recipients and not records:
         fail(f"campaign {campaign_id!r}: no recipients or call records in this store")
     return build_report(
-        campaign_id, (RecipientRow(*r) for r in recipients), (AttemptRow(*a) for a in records)
+        campaign_id,
+        (RecipientRow(*r) for r in recipients),
+        (AttemptRow(*a) for a in records),
+        (DeferralCount(*d) for d in store.deferral_counts(campaign_id)),
     )
 
 
@@ -76,6 +79,12 @@ def _print_report(r: CampaignReport) -> None:
             "  answer rate by weekday:    "
             + ", ".join(f"{d[:3]} {_pct(b.rate)}" for d, b in r.answer_rate_by_weekday.items())
         )
+    if r.deferrals:
+        console.print("  deferrals by rule (attempts moved, recipients):")
+        for d in r.deferrals:
+            console.print(
+                f"    {d.attempts:>6}  {d.recipients:>6}  {d.reason}: {d.rule}", markup=False
+            )
 
 
 def _print_comparison(reports: list[CampaignReport]) -> None:
@@ -104,7 +113,8 @@ def report(
     ] = None,
     database: Database = None,
 ) -> None:
-    """Connection rates per attempt, retry conversion, outcomes, answer rate by hour and day."""
+    """Connection rates per attempt, retry conversion, outcomes, answer rate by hour and day,
+    and the deferrals by rule (calling hours, windows, caps, laws)."""
     if len(campaigns) > 2:
         fail("campaigns: give one campaign, or two to compare", code=EXIT_INVALID)
     store = _store(database)

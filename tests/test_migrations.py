@@ -29,6 +29,8 @@ from sqlalchemy.orm import registry
 from sqlmodel import JSON, Field, SQLModel
 from typer.testing import CliRunner
 
+from redialer.allowed_time import Deferral, DeferralReason
+from redialer.frequency_caps import FrequencyCap
 from redialer.outcomes import Outcome
 from redialer.payloads import AttemptRecord
 from redialer.store.migrations import INITIAL, VERSION_TABLE, SchemaOutOfDate
@@ -436,6 +438,15 @@ def test_a_0_1_0_store_upgrades_in_place_keeping_every_row(database_url: str):
             variables={},
         )
         assert store.attempts_for("+16505550199") == [new]
+        # The tables revision 0006 added: the frequency cap's claims and deferral evidence.
+        cap = FrequencyCap(calls=1, window=timedelta(hours=1))
+        assert store.number_calls.claim("+16505550199", "+16505550199:1", cap, T0).granted
+        assert not store.number_calls.claim("+16505550199", "c2:+16505550199:1", cap, T0).granted
+        moved = Deferral(
+            reason=DeferralReason.FREQUENCY_CAP, rule=cap.label(), moved_from=T0, moved_to=T0
+        )
+        store.note_next_attempt("c1", "+16505550106", T0, attempt=1, deferred=[moved])
+        assert store.deferral_counts("c1") == [("frequency_cap", cap.label(), 1, 1)]
     finally:
         store.close()
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from redialer.allowed_time import Deferral, DeferralReason
 from redialer.campaign import CampaignSpec
 from redialer.outcomes import Outcome
+from redialer.recipients import Recipient
+from redialer.report import DeferralCount, build_report
 from redialer.store.store import Store
 from starter import campaigns
 from starter.cli import app
@@ -215,3 +219,69 @@ def test_report_of_an_unknown_campaign_says_so(sqlite_url: str):
     Store.open(sqlite_url).close()
     result = runner.invoke(app, ["report", "nope", "--database", sqlite_url])
     assert result.exit_code == 1 and "no recipients or call records" in result.stderr
+
+
+def test_deferrals_by_rule_come_from_the_stores_evidence(sqlite_url: str):
+    """Each rule's deferrals: attempts moved (once each, however often) and distinct recipients,
+    most first; in the text report and in --json."""
+    t0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+    def moved(reason: DeferralReason, rule: str) -> Deferral:
+        return Deferral(reason=reason, rule=rule, moved_from=t0, moved_to=t0 + timedelta(hours=1))
+
+    cap = moved(DeferralReason.FREQUENCY_CAP, "at most 3 calls to a number in 1d")
+    law = moved(DeferralReason.COMPLIANCE, "us_florida: 08:00-20:00 local (Fla. Stat.)")
+    store = Store.open(sqlite_url)
+    try:
+        store.enqueue_recipients(
+            "deferred", [Recipient(phone=p) for p in P[:3]], workflow_id_for=lambda p: p
+        )
+        for phone, attempt, deferrals in [
+            (P[0], 1, [cap, law]),
+            (P[0], 1, [cap]),  # the same attempt again (a retried dial): counted once
+            (P[0], 2, [cap]),
+            (P[1], 1, [cap]),
+            (P[2], 3, [law]),
+        ]:
+            store.note_next_attempt("deferred", phone, t0, attempt=attempt, deferred=deferrals)
+        report = campaign_report(store, "deferred")
+    finally:
+        store.close()
+    assert [(d.reason, d.rule, d.attempts, d.recipients) for d in report.deferrals] == [
+        ("frequency_cap", cap.rule, 3, 2),
+        ("compliance", law.rule, 2, 2),
+    ]
+    text = runner.invoke(app, ["report", "deferred", "--database", sqlite_url])
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    at = lines.index("  deferrals by rule (attempts moved, recipients):")
+    assert lines[at + 1].split() == ["3", "2", "frequency_cap:", *cap.rule.split()]
+    assert lines[at + 2].split() == ["2", "2", "compliance:", *law.rule.split()]
+    data = json.loads(
+        runner.invoke(app, ["report", "deferred", "--json", "--database", sqlite_url]).stdout
+    )
+    assert data["deferrals"][0] == {
+        "reason": "frequency_cap",
+        "rule": cap.rule,
+        "attempts": 3,
+        "recipients": 2,
+    }
+
+
+def test_build_report_orders_deferrals_most_first():
+    """The pure report keeps the store's counts and orders them: most attempts, then by name."""
+    report = build_report(
+        "c",
+        [],
+        [],
+        [
+            DeferralCount("calling_hours", "calling hours 09:00-17:00", 2, 2),
+            DeferralCount("frequency_cap", "at most 1 calls to a number in 1d", 5, 4),
+            DeferralCount("daily_cap", "max 2 attempts per day", 2, 1),
+        ],
+    )
+    assert [(d.reason, d.attempts, d.recipients) for d in report.deferrals] == [
+        ("frequency_cap", 5, 4),
+        ("calling_hours", 2, 2),
+        ("daily_cap", 2, 1),
+    ]

@@ -30,6 +30,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.dialing import DialActivities
+    from redialer.allowed_time import Deferral
     from redialer.outcomes import FinalStatus
     from redialer.payloads import (
         AttemptRecord,
@@ -190,6 +191,7 @@ class RecipientWorkflow:
                 policy=self._input.policy,
                 attempt=attempt,
                 attempts=list(self._attempts),
+                deferred=self._deferred(attempt),
             ),
             start_to_close_timeout=DIAL_TIMEOUT,
             heartbeat_timeout=DIAL_HEARTBEAT,
@@ -211,6 +213,14 @@ class RecipientWorkflow:
             self._final = Final(status=FinalStatus.FAILED, reason=f"dial refused: {cause.message}")
             return
         self._took(result)
+
+    def _deferred(self, attempt: int) -> list[Deferral]:
+        """What moved this attempt so far (the last dial's decision, a deferred dial's), for its
+        record: a query of the history then says why the call came when it did."""
+        upcoming = self._next
+        return (
+            list(upcoming.deferred) if upcoming is not None and upcoming.attempt == attempt else []
+        )
 
     def _took(self, result: DialResult) -> None:
         self._retry_now = False

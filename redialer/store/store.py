@@ -24,11 +24,13 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
+from redialer.allowed_time import Deferral
 from redialer.outcomes import Outcome
 from redialer.payloads import AttemptRecord
 from redialer.pseudonyms import NoPseudonymKey, Pseudonyms
 from redialer.recipients import Recipient
 from redialer.store.call_caps import CallCaps
+from redialer.store.number_calls import NumberCalls
 from redialer.store.sqlite_writes import serialize_writes
 from redialer.store.tables import (
     CallLineRow,
@@ -36,8 +38,10 @@ from redialer.store.tables import (
     CallSlotRow,
     CampaignRecipientRow,
     CampaignRow,
+    DeferralRow,
     DialIntentRow,
     DialTicketRow,
+    NumberCallRow,
     ProviderCallRow,
     SimulatedDialRow,
     SuppressionRow,
@@ -99,6 +103,7 @@ class Store:
     def __init__(self, url: str, *, pseudonyms: Pseudonyms | None = None) -> None:
         self.engine = engine_for(url)
         self.caps = CallCaps(self.engine)
+        self.number_calls = NumberCalls(self.engine, self.number_key)
         self._pseudonyms = pseudonyms
 
     @property
@@ -296,10 +301,76 @@ class Store:
         with self.engine.begin() as connection:
             connection.execute(_recipient_update(campaign_id, phone, {"dialing_since": since}))
 
-    def note_next_attempt(self, campaign_id: str, phone: str, at: datetime) -> None:
-        """A dial deferred to an allowed time: when it is due now."""
+    def note_next_attempt(
+        self,
+        campaign_id: str,
+        phone: str,
+        at: datetime,
+        *,
+        attempt: int | None = None,
+        deferred: Sequence[Deferral] = (),
+    ) -> None:
+        """A dial deferred to an allowed time: when it is due now, and (with `attempt`) the
+        rules that moved it, as evidence for `redialer report`."""
         with self.engine.begin() as connection:
             connection.execute(_recipient_update(campaign_id, phone, {"next_attempt_at": at}))
+            if attempt is not None:
+                self._record_deferrals(connection, campaign_id, phone, attempt, deferred)
+
+    def record_deferrals(
+        self, campaign_id: str, phone: str, attempt: int, deferred: Sequence[Deferral]
+    ) -> None:
+        """The rules that moved an attempt (see `_record_deferrals`)."""
+        with self.engine.begin() as connection:
+            self._record_deferrals(connection, campaign_id, phone, attempt, deferred)
+
+    def _record_deferrals(
+        self,
+        connection: Connection,
+        campaign_id: str,
+        phone: str,
+        attempt: int,
+        deferred: Sequence[Deferral],
+    ) -> None:
+        """Once per (attempt, reason, rule): a retried dial or a second move by the same rule
+        adds nothing, so the report counts attempts, not moves."""
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        now = utcnow()
+        for d in deferred:
+            rows.setdefault(
+                (d.reason.value, d.rule),
+                {
+                    "campaign_id": campaign_id,
+                    "phone": phone,
+                    "attempt": attempt,
+                    "reason": d.reason.value,
+                    "rule": d.rule,
+                    "moved_from": d.moved_from,
+                    "moved_to": d.moved_to,
+                    "recorded_at": now,
+                },
+            )
+        if rows:
+            connection.execute(
+                self._insert(DeferralRow).on_conflict_do_nothing(), list(rows.values())
+            )
+
+    def deferral_counts(self, campaign_id: str) -> list[tuple[str, str, int, int]]:
+        """(reason, rule, attempts deferred, distinct recipients) of a campaign, in one grouped
+        query over its deferrals (the table's key begins with the campaign)."""
+        deferrals = DeferralRow.__table__.c  # type: ignore[attr-defined]
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa_select(
+                    deferrals.reason,
+                    deferrals.rule,
+                    func.count(),
+                    func.count(deferrals.phone.distinct()),
+                )
+                .where(deferrals.campaign_id == campaign_id)
+                .group_by(deferrals.reason, deferrals.rule)
+            ).all()
+        return [(str(r), str(rule), int(n), int(people)) for r, rule, n, people in rows]
 
     def next_wake(self, campaign_id: str) -> tuple[int, datetime | None]:
         """(recipients that may move any moment, the earliest time one of the rest is due).
@@ -359,10 +430,13 @@ class Store:
         final: str | None = None,
         suppress: str | None = None,
         next_attempt_at: datetime | None = None,
+        next_attempt: int | None = None,
+        deferred: Sequence[Deferral] = (),
     ) -> None:
         """A dial's end in one transaction: its call record, the end of its in-progress mark,
         and, when the call ended the recipient, the final status (and suppression), else when
-        the next call is due. Repeating it (a retried activity) changes nothing."""
+        the next call is due and the rules that moved it (`deferred`, of `next_attempt`).
+        Repeating it (a retried activity) changes nothing."""
         with self.engine.begin() as connection:
             connection.execute(
                 self._insert(CallRecordRow).on_conflict_do_nothing(),
@@ -375,6 +449,8 @@ class Store:
                 if final is not None:
                     values |= _final(final, record.attempt)
                 connection.execute(_recipient_update(campaign_id, phone, values))
+                if next_attempt is not None:
+                    self._record_deferrals(connection, campaign_id, phone, next_attempt, deferred)
 
     def calls_in_progress(self, campaign_id: str) -> int:
         with Session(self.engine) as session:
@@ -643,6 +719,11 @@ class Store:
             return [phone]
         return [phone, self.pseudonyms.pseudonym(phone)]
 
+    def number_key(self, phone: str) -> str:
+        """One key per number for the frequency cap: its pseudonym where the store has a key (as
+        `forget` leaves it, so a forgotten number's calls still count), else the number."""
+        return self.pseudonyms.pseudonym(phone) if self.pseudonyms.has_key else phone
+
     # ---- erasure --------------------------------------------------------------------------------
 
     def forget(self, phone: str) -> ForgetResult:
@@ -666,8 +747,10 @@ class Store:
         - `provider_calls`: `idempotency_key` names the pseudonym; `answer_twiml` and
           `voicemail_twiml` (rendered with the person's variables) are erased; the status,
           outcome, duration and `call_sid` stay. `provider_callbacks` hold no number.
-        - `call_slots`, `call_line`, `dial_tickets`: a `holder` (an idempotency key) names the
-          pseudonym.
+        - `call_slots`, `call_line`, `dial_tickets`, `number_calls`: a `holder` (an idempotency
+          key) names the pseudonym; `number_calls.number_key` (the number itself where the store
+          had no key when the call was placed) becomes the pseudonym, so its calls still count.
+        - `deferrals`: `phone` names the pseudonym; reasons, rules and times stay.
 
         Refused (`ForgetRefused`) while the number is queued or being called in a campaign (its
         workflow would write it back): opt it out or stop the campaign first. `NoPseudonymKey`
@@ -828,6 +911,9 @@ _NAMING_THE_NUMBER: list[tuple[type[SQLModel], str]] = [
     (CallSlotRow, "holder"),
     (CallLineRow, "holder"),
     (DialTicketRow, "holder"),
+    (NumberCallRow, "holder"),
+    (NumberCallRow, "number_key"),
+    (DeferralRow, "phone"),
 ]
 
 

@@ -245,3 +245,36 @@ class CallLineRow(SQLModel, table=True):
     #: On the account's line: the campaign waiting (or "~calls") and its priority.
     group_id: str | None = None
     priority: float | None = None
+
+
+class NumberCallRow(SQLModel, table=True):
+    """Calls to each number across every campaign and worker, for REDIALER_MAX_CALLS_PER_NUMBER:
+    a row per dial that took a place in its number's window (redialer/store/number_calls.py).
+
+    One row per dial's idempotency key, so a retried dial re-uses its row and never counts
+    twice. `called_at` is when the call was requested; rows older than the window are pruned.
+    """
+
+    __tablename__ = "number_calls"
+    __table_args__ = (Index("ix_number_calls_window", "number_key", "called_at"),)
+
+    holder: str = Field(primary_key=True)  # the dial's idempotency key
+    #: The number as the suppression list keys it: its pseudonym where the store has a key.
+    number_key: str
+    called_at: datetime = _when(nullable=False)
+
+
+class DeferralRow(SQLModel, table=True):
+    """An attempt moved by a rule (calling hours, a pause window, the daily cap, a law, the
+    frequency cap): once per attempt and rule, the evidence `redialer report` counts."""
+
+    __tablename__ = "deferrals"
+
+    campaign_id: str = Field(primary_key=True)
+    phone: str = Field(primary_key=True)  # the recipient, as campaign_recipients has it
+    attempt: int = Field(primary_key=True)
+    reason: str = Field(primary_key=True)  # a DeferralReason
+    rule: str = Field(primary_key=True)  # the rule's label, as `plan` and `history` show it
+    moved_from: datetime = _when(nullable=False)  # the first move's, when several
+    moved_to: datetime = _when(nullable=False)
+    recorded_at: datetime = _when(nullable=False)
