@@ -30,6 +30,7 @@ from temporalio.worker import (
 
 from activities.campaign_ops import CampaignActivities
 from activities.dialing import DialActivities
+from redialer.answer_profile import AnswerProfile
 from redialer.dialers.base import Dialer
 from redialer.dialers.simulated import DialLedger, SimulatedDialer, load_script
 from redialer.logs import configure_logging, secrets_of
@@ -69,11 +70,13 @@ def build_dialer(settings: Settings, store: Store) -> Dialer:
 
         return TwilioDialer(settings=settings, store=store)
     script = load_script(settings.simulator_script) if settings.simulator_script else None
+    profile = AnswerProfile.load(settings.simulator_profile) if settings.simulator_profile else None
     return SimulatedDialer(
         ledger=DialLedger(store),
         script=script,
         seed=settings.simulator_seed,
         speed=settings.simulator_speed,
+        profile=profile,
     )
 
 
@@ -154,6 +157,7 @@ def build_worker(
         account=settings.account_caps,
         line_waiters=min(settings.line_waiters, settings.max_concurrent_activities // 4),
         max_calls_per_number=settings.max_calls_per_number,
+        rates_cache_seconds=settings.smart_rates_cache_seconds,
     )
     in_flight = InFlight()
     campaign = CampaignActivities(

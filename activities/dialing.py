@@ -34,8 +34,10 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.answer_rates_cache import AnswerRatesCache
 from activities.line_waiting import LineWaiting
 from redialer.allowed_time import Deferral, DeferralReason, NoAllowedTime, next_allowed
+from redialer.answer_rates import AnswerRates
 from redialer.campaign import CampaignPolicy
 from redialer.compliance import zone_is_own
 from redialer.dialers.base import (
@@ -61,6 +63,7 @@ from redialer.schedule import Final, next_step
 from redialer.store.call_caps import Admission
 from redialer.store.dial_intents import DialIntents
 from redialer.store.store import DialGate, Store
+from redialer.strategies import Smart
 from redialer.zones import load_zone
 
 T = TypeVar("T")
@@ -187,6 +190,7 @@ class DialActivities:
         account: AccountCaps | None = None,
         line_waiters: int = 0,
         max_calls_per_number: FrequencyCap | None = None,
+        rates_cache_seconds: float = 600.0,
     ) -> None:
         self._store = store
         self._dialer = dialer
@@ -194,6 +198,7 @@ class DialActivities:
         self._number_cap = max_calls_per_number
         self._line_waiting = LineWaiting(line_waiters)
         self._intents = DialIntents(store)
+        self._rates = AnswerRatesCache(store, keep_for=rates_cache_seconds)
 
     @activity.defn(name="dial")
     async def dial(self, input: DialInput) -> DialResult:
@@ -207,7 +212,9 @@ class DialActivities:
         )
         if gate.recorded is not None:
             bound.info("dial already recorded; returning it", outcome=gate.recorded.outcome.value)
-            recorded = gate.recorded.model_copy(update={"deferred": list(input.deferred)})
+            recorded = gate.recorded.model_copy(
+                update={"deferred": list(input.deferred), **_chosen(input)}
+            )
             return await self._finish(input, key, recorded, policy, zone, clock)
         skipped = _skip_reason(gate)
         if skipped is not None:
@@ -232,6 +239,7 @@ class DialActivities:
                 call_id=None,
                 dialed=False,
                 deferred=deferred,
+                **_chosen(input),
             )
             bound.info("number is suppressed; not dialed", reason=gate.suppressed)
         else:
@@ -303,7 +311,14 @@ class DialActivities:
                     deferred=deferred,
                 )
             )
-        return NextAttempt(attempt=input.attempt, at=at, due=now, deferred=[*before, *deferred])
+        return NextAttempt(
+            attempt=input.attempt,
+            at=at,
+            due=now,
+            deferred=[*before, *deferred],
+            expected_answer_rate=input.expected_answer_rate,  # still the hour it was chosen for
+            chosen_because=input.chosen_because,
+        )
 
     async def _finish(
         self,
@@ -325,6 +340,7 @@ class DialActivities:
             rng=random.Random(key),
             phone=input.phone,  # the next time keeps the number's compliance rules too
             own_zone=zone_is_own(input.phone, input.zone, policy.timezone),
+            answer_rates=await self._answer_rates(policy),
         )
         final = decision if isinstance(decision, Final) else None
         upcoming = (
@@ -335,6 +351,8 @@ class DialActivities:
                 at=decision.at,
                 due=decision.due,
                 deferred=decision.deferred,
+                expected_answer_rate=decision.expected_answer_rate,
+                chosen_because=decision.why,
             )
         )
         await asyncio.to_thread(
@@ -360,6 +378,15 @@ class DialActivities:
             final_reason=final.reason if final is not None else None,
         )
 
+    async def _answer_rates(self, policy: CampaignPolicy) -> AnswerRates | None:
+        """The answer-rate table a `smart` retry is timed by (None for other strategies): read
+        from the call records at most once per cache period per worker and campaign list."""
+        strategy = policy.retry.strategy
+        if not isinstance(strategy, Smart):
+            return None
+        async with _heartbeating():  # a cold read of many records may outlast a heartbeat
+            return await self._rates.get(strategy.learn_from)
+
     async def _place_call(
         self,
         input: DialInput,
@@ -382,6 +409,7 @@ class DialActivities:
             variables=input.variables,
             metadata=input.metadata,
             call=policy.call,
+            zone=input.zone,  # the recipient's resolved zone: a simulator answers by its hour
         )
         holds_slot = await self._admit(input, key, policy)
         try:
@@ -419,6 +447,7 @@ class DialActivities:
             dialed=result.call_id is not None,
             message_left=result.message_left,
             deferred=deferred,
+            **_chosen(input),
         )
 
     async def _claim_number(
@@ -592,6 +621,14 @@ def _skip_reason(gate: DialGate) -> DialSkip | None:
     if gate.suppressed == "opted_out":
         return DialSkip.OPTED_OUT
     return None
+
+
+def _chosen(input: DialInput) -> dict[str, Any]:
+    """A `smart` retry's expected answer rate and reason, for the attempt's record."""
+    return {
+        "expected_answer_rate": input.expected_answer_rate,
+        "chosen_because": input.chosen_because,
+    }
 
 
 def _suppression_for(status: FinalStatus | None) -> str | None:

@@ -55,6 +55,9 @@ class AttemptRecord(BaseModel):
     #: The rules that moved this attempt's time (calling hours, a law, the frequency cap...), in
     #: order: history says why a call came when it did. Empty in histories recorded before.
     deferred: list[Deferral] = []
+    #: For a `smart` retry: the expected answer rate of the hour chosen for it, and why that hour.
+    expected_answer_rate: float | None = None
+    chosen_because: str | None = None
 
 
 class NextAttempt(BaseModel):
@@ -62,6 +65,9 @@ class NextAttempt(BaseModel):
     at: AwareDatetime
     due: AwareDatetime
     deferred: list[Deferral] = []
+    #: For a `smart` retry: the expected answer rate of the chosen hour, and why it was chosen.
+    expected_answer_rate: float | None = None
+    chosen_because: str | None = None
 
 
 class RecipientHistory(BaseModel):
@@ -181,6 +187,9 @@ class DialInput(BaseModel):
     #: The deferrals that moved this attempt so far (the workflow's next attempt's), which its
     #: record carries on with any the dial adds.
     deferred: list[Deferral] = []
+    #: A `smart` retry's expected answer rate and reason, carried into its record likewise.
+    expected_answer_rate: float | None = None
+    chosen_because: str | None = None
 
 
 class DialSkip(StrEnum):

@@ -192,6 +192,8 @@ class RecipientWorkflow:
                 attempt=attempt,
                 attempts=list(self._attempts),
                 deferred=self._deferred(attempt),
+                expected_answer_rate=self._chosen(attempt)[0],
+                chosen_because=self._chosen(attempt)[1],
             ),
             start_to_close_timeout=DIAL_TIMEOUT,
             heartbeat_timeout=DIAL_HEARTBEAT,
@@ -221,6 +223,14 @@ class RecipientWorkflow:
         return (
             list(upcoming.deferred) if upcoming is not None and upcoming.attempt == attempt else []
         )
+
+    def _chosen(self, attempt: int) -> tuple[float | None, str | None]:
+        """A `smart` retry's expected answer rate and reason, as the decision that timed this
+        attempt gave them, for its record (None before the first attempt, or for others)."""
+        upcoming = self._next
+        if upcoming is not None and upcoming.attempt == attempt:
+            return upcoming.expected_answer_rate, upcoming.chosen_because
+        return None, None
 
     def _took(self, result: DialResult) -> None:
         self._retry_now = False
