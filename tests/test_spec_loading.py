@@ -214,10 +214,18 @@ def test_outcomes_that_never_retry_are_refused_in_retry_on():
 
 
 def test_unknown_strategy_type_names_the_types():
-    """An unknown strategy type is refused with the six types listed."""
+    """An unknown strategy type is refused with every known type listed."""
     (found,) = problems(strategy(type="weekly"))
     assert found.startswith("retry.strategy: ")
-    for kind in ("none", "fixed_delay", "attempts", "exponential", "scheduled", "time_of_day"):
+    for kind in (
+        "none",
+        "fixed_delay",
+        "attempts",
+        "exponential",
+        "scheduled",
+        "time_of_day",
+        "smart",
+    ):
         assert f"'{kind}'" in found
 
 
