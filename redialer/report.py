@@ -9,7 +9,10 @@ Definitions (the seed products' own):
 - average attempts to connect: mean attempt number of the connecting call;
 - retry conversion rate: recipients completed after a retry / recipients retried;
 - unreachable rate: recipients `all_retries_exhausted` / recipients;
-- answer rate by local hour and weekday: live answers / calls placed, in the recipient's zone;
+- connections per call placed: recipients completed / calls placed (the A/B benchmark's
+  measure, the inverse of calls per connection counted by recipient status);
+- answer rate by local hour, weekday and hour of the week (weekday and hour together, 7 x 24
+  buckets): live answers / calls placed, in the recipient's zone;
 - deferrals by rule: per reason and rule (calling hours, a pause window, the daily cap, a law,
   the frequency cap), the attempts it moved and the distinct recipients they belong to.
 """
@@ -27,6 +30,7 @@ from redialer.outcomes import Outcome
 from redialer.zones import load_zone
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+HOURS_PER_WEEK = 7 * 24
 IN_PROGRESS = "in_progress"
 
 
@@ -76,6 +80,16 @@ class RateBucket(BaseModel):
     rate: float
 
 
+class HourOfWeekBucket(BaseModel):
+    """Calls placed and answered in one local weekday and hour (the recipient's zone)."""
+
+    weekday: str  # monday ... sunday
+    hour: int  # 0-23
+    calls: int
+    answered: int
+    rate: float  # answered / calls
+
+
 class CampaignReport(BaseModel):
     campaign_id: str
     recipients: int
@@ -93,6 +107,11 @@ class CampaignReport(BaseModel):
     calls_per_connection: float | None
     answer_rate_by_hour: dict[int, RateBucket]
     answer_rate_by_weekday: dict[str, RateBucket]
+    #: Recipients completed / calls placed (None: no call placed).
+    connections_per_call: float | None = None
+    #: Answer rate by local weekday and hour together: only the buckets with calls (at most
+    #: 168), Monday 00:00 first.
+    answer_rate_by_hour_of_week: list[HourOfWeekBucket] = []
     #: Deferrals by rule, most attempts first (empty in stores from before they were recorded).
     deferrals: list[DeferralStats] = []
 
@@ -101,10 +120,8 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def _buckets(counts: dict[object, list[int]]) -> dict:  # type: ignore[type-arg]
-    return {
-        key: RateBucket(calls=c, answered=a, rate=_rate(a, c)) for key, (c, a) in counts.items()
-    }
+def _bucket(calls: int, answered: int) -> RateBucket:
+    return RateBucket(calls=calls, answered=answered, rate=_rate(answered, calls))
 
 
 def build_report(
@@ -127,8 +144,9 @@ def build_report(
     outcomes: Counter[str] = Counter()
     calls_at: Counter[int] = Counter()
     connected_at: Counter[int] = Counter()
-    hours: dict[object, list[int]] = defaultdict(lambda: [0, 0])
-    weekdays: dict[object, list[int]] = defaultdict(lambda: [0, 0])
+    # Calls placed and answered per local hour of the week (Monday 00:00 is 0): the hour and
+    # weekday buckets are sums of these 168.
+    week_calls, week_answered = [0] * HOURS_PER_WEEK, [0] * HOURS_PER_WEEK
     retried = converted = 0
     for phone, rows in by_phone.items():
         rows.sort(key=lambda a: a.attempt)
@@ -145,10 +163,9 @@ def build_report(
                 continue
             calls_at[a.attempt] += 1
             local = a.started_at.astimezone(zone)
-            answered = int(a.outcome == Outcome.COMPLETED)
-            for bucket, key in ((hours, local.hour), (weekdays, WEEKDAYS[local.weekday()])):
-                bucket[key][0] += 1
-                bucket[key][1] += answered
+            how = local.weekday() * 24 + local.hour
+            week_calls[how] += 1
+            week_answered[how] += int(a.outcome == Outcome.COMPLETED)
 
     per_attempt = []
     reached = 0
@@ -167,6 +184,11 @@ def build_report(
         )
     connections = sum(connected_at.values())
     calls = sum(calls_at.values())
+    by_hour = {h: (sum(week_calls[h::24]), sum(week_answered[h::24])) for h in range(24)}
+    by_weekday = {
+        day: (sum(week_calls[d * 24 : d * 24 + 24]), sum(week_answered[d * 24 : d * 24 + 24]))
+        for d, day in enumerate(WEEKDAYS)
+    }
     return CampaignReport(
         campaign_id=campaign_id,
         recipients=total,
@@ -186,8 +208,20 @@ def build_report(
         outcomes=dict(outcomes.most_common()),
         calls_placed=calls,
         calls_per_connection=round(calls / connections, 4) if connections else None,
-        answer_rate_by_hour=_buckets(dict(sorted(hours.items()))),  # type: ignore[arg-type]
-        answer_rate_by_weekday=_buckets({d: weekdays[d] for d in WEEKDAYS if d in weekdays}),
+        connections_per_call=_rate(by_status.get("completed", 0), calls) if calls else None,
+        answer_rate_by_hour={h: _bucket(c, a) for h, (c, a) in by_hour.items() if c},
+        answer_rate_by_weekday={d: _bucket(c, a) for d, (c, a) in by_weekday.items() if c},
+        answer_rate_by_hour_of_week=[
+            HourOfWeekBucket(
+                weekday=WEEKDAYS[how // 24],
+                hour=how % 24,
+                calls=c,
+                answered=a,
+                rate=_rate(a, c),
+            )
+            for how, (c, a) in enumerate(zip(week_calls, week_answered, strict=True))
+            if c
+        ],
         deferrals=[
             DeferralStats(
                 reason=d.reason, rule=d.rule, attempts=d.attempts, recipients=d.recipients

@@ -49,6 +49,10 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
 def _print_report(r: CampaignReport) -> None:
     console.print(
         f"[bold]{r.campaign_id}[/bold]: {r.recipients} recipients, {r.final} final,"
@@ -79,6 +83,10 @@ def _print_report(r: CampaignReport) -> None:
             "  answer rate by weekday:    "
             + ", ".join(f"{d[:3]} {_pct(b.rate)}" for d, b in r.answer_rate_by_weekday.items())
         )
+    if r.answer_rate_by_hour_of_week:
+        from starter.plots import answer_rate_heatmap
+
+        console.print(answer_rate_heatmap(r.answer_rate_by_hour_of_week))
     if r.deferrals:
         console.print("  deferrals by rule (attempts moved, recipients):")
         for d in r.deferrals:
@@ -94,14 +102,19 @@ def _print_comparison(reports: list[CampaignReport]) -> None:
         ("avg attempts to connect", lambda r: str(r.average_attempts_to_connect or "-")),
         ("calls placed", lambda r: str(r.calls_placed)),
         ("calls per connection", lambda r: str(r.calls_per_connection or "-")),
+        ("connections per call placed", lambda r: _ratio(r.connections_per_call)),
         ("retry conversion rate", lambda r: _pct(r.retry_conversion_rate)),
         ("unreachable rate", lambda r: _pct(r.unreachable_rate)),
     ]
+    label_width = max(len(label) for label, _ in rows) + 2
     width = max(len(r.campaign_id) for r in reports) + 2
-    console.print(" " * 25 + "".join(f"{r.campaign_id:>{width}}" for r in reports), markup=False)
+    console.print(
+        " " * label_width + "".join(f"{r.campaign_id:>{width}}" for r in reports), markup=False
+    )
     for label, value in rows:
         console.print(
-            f"{label:<25}" + "".join(f"{value(r):>{width}}" for r in reports), markup=False
+            f"{label:<{label_width}}" + "".join(f"{value(r):>{width}}" for r in reports),
+            markup=False,
         )
 
 
@@ -113,8 +126,9 @@ def report(
     ] = None,
     database: Database = None,
 ) -> None:
-    """Connection rates per attempt, retry conversion, outcomes, answer rate by hour and day,
-    and the deferrals by rule (calling hours, windows, caps, laws)."""
+    """Connection rates per attempt, retry conversion, outcomes, answer rate by hour, day and
+    hour of the week (a 7 x 24 heat-map), and the deferrals by rule (calling hours, windows,
+    caps, laws)."""
     if len(campaigns) > 2:
         fail("campaigns: give one campaign, or two to compare", code=EXIT_INVALID)
     store = _store(database)

@@ -13,13 +13,14 @@ from typer.testing import CliRunner
 from redialer.allowed_time import Deferral, DeferralReason
 from redialer.campaign import CampaignSpec
 from redialer.outcomes import Outcome
+from redialer.payloads import AttemptRecord
 from redialer.recipients import Recipient
-from redialer.report import DeferralCount, build_report
+from redialer.report import AttemptRow, DeferralCount, RecipientRow, build_report
 from redialer.store.store import Store
 from starter import campaigns
 from starter.cli import app
 from starter.exports import export_rows
-from starter.plots import draw_report
+from starter.plots import draw_report, hour_of_week_grid
 from starter.report_commands import campaign_report
 
 B, N, C, V, F = (
@@ -208,6 +209,9 @@ async def test_ab_comparison_and_plot(
     assert any(
         line.startswith("connection rate") and "33.3%" in line and "50.0%" in line for line in lines
     )
+    # What the A/B benchmark compares: recipients completed / calls placed, 2 / 10 and 3 / 13.
+    (per_call,) = [line for line in lines if line.startswith("connections per call placed")]
+    assert per_call.split()[-2:] == ["0.2000", "0.2308"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     labels = draw_report([a, b], tmp_path / "again.png")
     assert "attempt number" in labels and "local hour (recipient's time zone)" in labels
@@ -285,3 +289,140 @@ def test_build_report_orders_deferrals_most_first():
         ("calling_hours", 2, 2),
         ("daily_cap", 2, 1),
     ]
+
+
+# --- answer rate by local hour of the week ------------------------------------------------------
+
+NY, TOKYO, LONDON = "+12125550710", "+12125550711", "+12125550712"
+ZONES = {NY: "America/New_York", TOKYO: "Asia/Tokyo", LONDON: "UTC"}
+
+
+def utc(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, tzinfo=UTC)  # 2026-03-02 is a Monday
+
+
+#: (phone, attempt, outcome, start): New York is UTC-5 (before the 8 March DST change) and Tokyo
+#: UTC+9, so each of their calls falls on another weekday locally than in UTC.
+CALLS = [
+    (NY, 1, N, utc(3, 2, 10)),  # Tue 02:10 UTC = Mon 21:10 in New York
+    (NY, 2, N, utc(3, 3, 5)),  # Mon 22:05 in New York
+    (NY, 3, C, utc(3, 3, 30)),  # Mon 22:30 in New York
+    (TOKYO, 1, B, utc(2, 20, 0)),  # Mon 20:00 UTC = Tue 05:00 in Tokyo
+    (TOKYO, 2, C, utc(2, 20, 45)),  # Tue 05:45 in Tokyo
+    (LONDON, 1, C, utc(3, 3, 0)),  # Tue 03:00 (UTC)
+]
+#: (weekday, hour, calls, answered, rate), by hand from the local times above.
+HOUR_OF_WEEK = [
+    ("monday", 21, 1, 0, 0.0),
+    ("monday", 22, 2, 1, 0.5),
+    ("tuesday", 3, 1, 1, 1.0),
+    ("tuesday", 5, 2, 1, 0.5),
+]
+
+
+def seed_calls(url: str, campaign_id: str = "weekly") -> None:
+    """The calls above, written as the workflows write them: each recipient ends completed."""
+    store = Store.open(url)
+    try:
+        store.enqueue_recipients(
+            campaign_id,
+            [Recipient(phone=p, timezone=z) for p, z in ZONES.items()],
+            workflow_id_for=lambda p: p,
+        )
+        for phone, attempt, outcome, start in CALLS:
+            store.finish_attempt(
+                key=f"{campaign_id}:{phone}:{attempt}",
+                campaign_id=campaign_id,
+                phone=phone,
+                retry_group_id=f"campaign/{campaign_id}/recipient/{phone}",
+                record=AttemptRecord(
+                    attempt=attempt,
+                    outcome=outcome,
+                    started_at=start,
+                    ended_at=start + timedelta(seconds=30),
+                    call_id=f"call-{phone}-{attempt}",
+                ),
+                variables={},
+                final="completed" if outcome == C else None,
+            )
+    finally:
+        store.close()
+
+
+def test_answer_rate_by_hour_of_week_is_counted_in_the_recipients_zone():
+    """Calls and answers per local (weekday, hour), hand-computed; a call just after midnight UTC
+    counts on the previous local weekday in New York, and one in the UTC evening on the next in
+    Tokyo. The hour and weekday buckets are the same counts summed."""
+    report = build_report(
+        "weekly",
+        [RecipientRow(p, z, "final", "completed") for p, z in ZONES.items()],
+        [AttemptRow(p, n, o.value, t, True) for p, n, o, t in CALLS],
+    )
+    assert [
+        (b.weekday, b.hour, b.calls, b.answered, b.rate) for b in report.answer_rate_by_hour_of_week
+    ] == HOUR_OF_WEEK
+    assert {h: (b.calls, b.answered) for h, b in report.answer_rate_by_hour.items()} == {
+        3: (1, 1),
+        5: (2, 1),
+        21: (1, 0),
+        22: (2, 1),
+    }
+    assert {d: (b.calls, b.answered) for d, b in report.answer_rate_by_weekday.items()} == {
+        "monday": (3, 1),
+        "tuesday": (3, 2),
+    }
+    assert report.connections_per_call == 0.5  # 3 recipients completed / 6 calls placed
+    grid = hour_of_week_grid(report.answer_rate_by_hour_of_week)
+    assert (grid[0][21], grid[0][22], grid[1][3], grid[1][5]) == (0.0, 0.5, 1.0, 0.5)
+    assert sum(rate is not None for row in grid for rate in row) == 4
+
+
+def test_report_text_shows_the_hour_of_week_heatmap(sqlite_url: str):
+    """`redialer report` prints a 7 x 24 heat-map: the answer rate (%) per local weekday and
+    hour, '-' where no call was placed."""
+    seed_calls(sqlite_url)
+    result = runner.invoke(app, ["report", "weekly", "--database", sqlite_url])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("answer rate (%) by local hour of the week" in line for line in lines)
+    (header,) = [line for line in lines if line.strip().startswith("0  1  2")]
+    assert header.split() == [str(h) for h in range(24)]
+    days = {line[:3]: line.split()[1:] for line in lines if line[:3] in {"Mon", "Tue", "Wed"}}
+    expected = {day[:3].title(): ["-"] * 24 for day in ("monday", "tuesday", "wednesday")}
+    for weekday, hour, _, _, rate in HOUR_OF_WEEK:
+        expected[weekday[:3].title()][hour] = str(min(round(rate * 100), 99))  # 3 wide
+    assert days == expected
+    assert "from 6 calls placed" in result.stdout and "99: 99 % or more" in result.stdout
+
+
+def test_report_json_has_the_hour_of_week_buckets(sqlite_url: str):
+    """--json lists the buckets with calls only (small), Monday 00:00 first."""
+    seed_calls(sqlite_url)
+    result = runner.invoke(app, ["report", "weekly", "--json", "--database", sqlite_url])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["answer_rate_by_hour_of_week"] == [
+        {"weekday": d, "hour": h, "calls": c, "answered": a, "rate": r}
+        for d, h, c, a, r in HOUR_OF_WEEK
+    ]
+    assert data["connections_per_call"] == 0.5
+
+
+def test_plot_draws_the_hour_of_week_heatmap(sqlite_url: str, tmp_path: Path):
+    """--plot writes one PNG with the charts and a heat-map per campaign (weekday by hour)."""
+    pytest.importorskip("matplotlib")
+    seed_calls(sqlite_url)
+    png = tmp_path / "weekly.png"
+    result = runner.invoke(app, ["report", "weekly", "--plot", str(png), "--database", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    store = Store.open(sqlite_url)
+    try:
+        report = campaign_report(store, "weekly")
+    finally:
+        store.close()
+    labels = draw_report([report], tmp_path / "again.png")
+    assert labels.count("local weekday") == 1
+    assert "answered by a person (%); grey: no calls" in labels
+    labels = draw_report([report, report], tmp_path / "ab.png")
+    assert labels.count("local weekday") == 2  # one heat-map per campaign
