@@ -305,7 +305,8 @@ def campaign_router(settings: Settings, store: Store, link: TemporalLink) -> API
         responses=_refusals(),
         summary="Campaign report",
         description="The content of `redialer report --json`: connection rate, attempts,"
-        " retry conversion, answer rate by hour and weekday, deferrals by rule.",
+        " retry conversion, connections per call, answer rate by hour, weekday and hour of the"
+        " week, deferrals by rule.",
     )
     async def report(campaign_id: CampaignIdPath) -> CampaignReport:
         campaign_id = _campaign_id(campaign_id)
