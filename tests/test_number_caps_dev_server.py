@@ -37,7 +37,7 @@ WINDOW = timedelta(seconds=6)
 #: The provider's clock (the wall) and the activity's (Temporal's) are read a moment apart: a
 #: call's ledger time may trail its claim by this much. A cap that did not hold lets calls
 #: through about a second apart (the retry delay) or at once (the two campaigns).
-SLACK = timedelta(seconds=0.5)
+SLACK = timedelta(seconds=1.0)
 PHONES = [f"+1312555{n:04d}" for n in range(610, 613)]
 
 

@@ -408,7 +408,7 @@ def test_plan_with_a_store_learns_from_the_campaigns_named(spec_path: Path, tmp_
 # --- the property: never a forbidden time, never outside the span but by the fallback ----------
 
 #: Property cases; REDIALER_PROPERTY_EXAMPLES scales them as it scales the compliance tests'.
-TOTAL_EXAMPLES = int(os.environ.get("REDIALER_PROPERTY_EXAMPLES", "8000"))
+TOTAL_EXAMPLES = int(os.environ.get("REDIALER_PROPERTY_EXAMPLES", "3000"))
 PROFILE = dict(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
