@@ -65,7 +65,7 @@ from redialer.process_exit import exit_now
 from redialer.recipients import normalise_phone
 from service.call_models import parse_single_call
 from starter import campaigns
-from starter.inspection import QUERY_TIMEOUT
+from starter.inspection import query_timeout
 from starter.server import free_port
 from workflows.campaign import CampaignWorkflow
 
@@ -370,10 +370,10 @@ async def direct_progress(bench: Bench, campaign_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     try:
-        await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+        await handle.describe(rpc_timeout=query_timeout())
         out["describe_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         t1 = time.perf_counter()
-        await handle.query(CampaignWorkflow.progress, rpc_timeout=QUERY_TIMEOUT)
+        await handle.query(CampaignWorkflow.progress, rpc_timeout=query_timeout())
         out["query_ms"] = round((time.perf_counter() - t1) * 1000, 2)
     except Exception as exc:  # a query past its deadline: recorded, not fatal
         out["error"] = type(exc).__name__

@@ -154,6 +154,9 @@ class Settings(BaseSettings):
         default=Limits().max_recipient_bytes, ge=1024, le=MAX_RECIPIENT_BYTES_CAP
     )
     max_concurrent_activities: int = Field(default=200, ge=1)
+    #: Seconds `history`, `progress` and the API wait for a workflow's live answer before they
+    #: answer from the store (no worker polling, or one too busy).
+    query_timeout: float = Field(default=5.0, gt=0, le=300)
     #: The provider account's caps, across every campaign, single call and worker (give every
     #: worker the same values): calls up at once (SIP channels, agents) and calls started per
     #: second (Twilio's CPS). Each campaign's own caps apply as well.

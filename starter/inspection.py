@@ -45,9 +45,13 @@ from workflows.campaign import CampaignWorkflow
 from workflows.ids import recipient_workflow_id
 from workflows.recipient import RecipientWorkflow
 
-#: How long a live query may take before the store answers instead: a worker answers in
-#: milliseconds; a query nobody polls for waits until this deadline.
-QUERY_TIMEOUT = timedelta(seconds=5)
+
+def query_timeout() -> timedelta:
+    """How long a live query may take before the store answers instead
+    (REDIALER_QUERY_TIMEOUT): a worker answers in milliseconds; a query nobody polls for waits
+    until this deadline."""
+    return timedelta(seconds=get_settings().query_timeout)
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -145,7 +149,7 @@ async def call_history(
 
 
 def _deadline() -> dict[str, Any]:
-    return {"rpc_timeout": QUERY_TIMEOUT}
+    return {"rpc_timeout": query_timeout()}
 
 
 async def _inspect(
@@ -210,7 +214,7 @@ def no_worker(exc: RPCError, *, task_queue: str) -> str | None:
             return f"no worker is polling task queue {task_queue!r}"
         return f"the live query was refused ({exc.message})"
     if exc.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-        seconds = int(QUERY_TIMEOUT.total_seconds())
+        seconds = f"{query_timeout().total_seconds():g}"
         return f"no worker answered on task queue {task_queue!r} within {seconds} s"
     return None
 

@@ -34,6 +34,7 @@ async def cli(
         "TEMPORAL_ADDRESS": address,
         "REDIALER_TASK_QUEUE": task_queue,
         "REDIALER_DATABASE_URL": database_url,
+        "REDIALER_QUERY_TIMEOUT": "2.5",  # no worker: the store answers after this
         "PATH": "/usr/bin:/bin",
     }
     return await asyncio.to_thread(
