@@ -340,7 +340,7 @@ class DialActivities:
             rng=random.Random(key),
             phone=input.phone,  # the next time keeps the number's compliance rules too
             own_zone=zone_is_own(input.phone, input.zone, policy.timezone),
-            answer_rates=await self._answer_rates(policy),
+            answer_rates=await self._answer_rates(policy, clock()),
         )
         final = decision if isinstance(decision, Final) else None
         upcoming = (
@@ -378,14 +378,14 @@ class DialActivities:
             final_reason=final.reason if final is not None else None,
         )
 
-    async def _answer_rates(self, policy: CampaignPolicy) -> AnswerRates | None:
+    async def _answer_rates(self, policy: CampaignPolicy, now: datetime) -> AnswerRates | None:
         """The answer-rate table a `smart` retry is timed by (None for other strategies): read
         from the call records at most once per cache period per worker and campaign list."""
         strategy = policy.retry.strategy
         if not isinstance(strategy, Smart):
             return None
         async with _heartbeating():  # a cold read of many records may outlast a heartbeat
-            return await self._rates.get(strategy.learn_from)
+            return await self._rates.get(strategy.learn_from, now)
 
     async def _place_call(
         self,
