@@ -102,7 +102,7 @@ def audience(n: int) -> list[tuple[str, str]]:
 
 
 @dataclass
-class Recipient_:
+class Person:
     phone: str
     zone: ZoneInfo
     attempts: list[AttemptRecord] = field(default_factory=list)
@@ -144,7 +144,7 @@ def run_campaign(
         workflow_id_for=lambda p: recipient_workflow_id(campaign_id, p),
         campaign_timezone=policy.timezone,
     )
-    state = {p: Recipient_(p, ZoneInfo(z)) for p, z in people}
+    state = {p: Person(p, ZoneInfo(z)) for p, z in people}
     queue: list[tuple[datetime, int, str]] = []
     spread = FIRST_SPREAD / max(1, len(people))
     for i, (phone, _) in enumerate(people):

@@ -243,18 +243,7 @@ def choose_time(
         if at < hour_end and at <= latest:
             kept.append((candidate, at, hour_end))
     if not kept:
-        at = allowed(earliest)
-        how = hour_of_week(at, zone)
-        return TimeChoice(
-            wanted=earliest,
-            at=at,
-            hour_of_week=how,
-            expected_rate=rates.expected_rate(how),
-            sampled=None,
-            allowed_hours=0,
-            fallback=True,
-            local=f"{at.astimezone(zone):%a %H:%M}",
-        )
+        return _choice(earliest, allowed(earliest), zone, rates, sampled=None, allowed_hours=0)
     samples: dict[int, float] = {}  # one draw per hour of the week, in the order first met
     best, best_sample = kept[0], -1.0
     for candidate, at, hour_end in kept:
@@ -270,15 +259,29 @@ def choose_time(
             moved = allowed(shifted)
             if moved < hour_end and moved <= latest:
                 wanted, at = shifted, moved
+    return _choice(wanted, at, zone, rates, sampled=best_sample, allowed_hours=len(kept))
+
+
+def _choice(
+    wanted: datetime,
+    at: datetime,
+    zone: ZoneInfo,
+    rates: AnswerRates,
+    *,
+    sampled: float | None,
+    allowed_hours: int,
+) -> TimeChoice:
+    """The choice of `at`, described: its hour, expected rate and local time (no allowed
+    hour: the fallback)."""
     how = hour_of_week(at, zone)
     return TimeChoice(
         wanted=wanted,
         at=at,
         hour_of_week=how,
         expected_rate=rates.expected_rate(how),
-        sampled=best_sample,
-        allowed_hours=len(kept),
-        fallback=False,
+        sampled=sampled,
+        allowed_hours=allowed_hours,
+        fallback=allowed_hours == 0,
         local=f"{at.astimezone(zone):%a %H:%M}",
     )
 
